@@ -171,6 +171,9 @@ pub enum Input {
     /// A call's media relay could not open its sockets or stopped: the call cannot carry
     /// audio any more and is released (CDR `media_unavailable`) rather than left silent.
     MediaFailed(CallRef),
+    /// A pair of `[media] ports` (by its RTP port) that a socket not the gateway's holds: a
+    /// relay could not bind it. Never handed out again.
+    MediaPortHeld(u16),
     /// What became of a call's recording (a call whose recording went as planned hears
     /// nothing): its CDR names only a file that was made, and says when it stopped early.
     Recording {

@@ -285,6 +285,15 @@ impl B2bua {
             }
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
             Input::MediaFailed(r) => self.with_call(r, now, |c, cx| c.on_media_failure(cx)),
+            Input::MediaPortHeld(port) => {
+                if self.env.pool.withhold(port) {
+                    tracing::warn!(
+                        port,
+                        withheld = self.env.pool.withheld(),
+                        "another socket on this host holds a pair of [media] ports: no call gets it until a restart (narrow [media] ports, or free the port)"
+                    );
+                }
+            }
             Input::Recording { call, news } => {
                 self.with_call(call, now, |c, _| c.on_recording_news(news))
             }

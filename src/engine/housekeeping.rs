@@ -73,6 +73,9 @@ impl Shell {
             self.core.handle_input(now, Input::MediaTimeout(call));
         }
         self.media.replace_stopped_threads();
+        for port in self.media.held_ports() {
+            self.core.handle_input(now, Input::MediaPortHeld(port));
+        }
         for call in self.media.failed_calls() {
             self.core.handle_input(now, Input::MediaFailed(call));
         }
@@ -81,6 +84,7 @@ impl Shell {
         }
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
+        metrics::media_pairs_free(self.core.free_media_ports());
         metrics::retransmissions(self.core.retransmissions());
         metrics::rewrites(&self.core.rewrites());
         let states = self.core.registrations();

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{debug, warn};
 
-use super::relay_socket::bind;
 use super::relay_thread::{
     A_RTCP, A_RTP, Activity, B_RTCP, B_RTP, Direction, RelayThread, StreamIo,
 };
@@ -76,6 +75,9 @@ pub(super) struct Relays {
     watches: HashMap<u64, Watch>,
     /// Calls whose relay could not open, not yet reported.
     failed: Vec<u64>,
+    /// RTP ports of pairs a socket not ours holds (a relay could not bind them), not yet
+    /// reported: the core withholds them (at most `binding::MAX_HELD` waiting).
+    held: Vec<u16>,
     /// Streams released, until their relay thread has dropped them (their sockets with
     /// them: our `dead` is then the only reference left): the core may hand their ports
     /// out again at once, and a bind that races the close waits for it (`bind_after_close`).
@@ -113,6 +115,7 @@ impl Relays {
             wav,
             watches: HashMap::new(),
             failed: Vec::new(),
+            held: Vec::new(),
             closing: Vec::new(),
             close_wait: CLOSE_WAIT,
             next_stream: 0,
@@ -145,6 +148,12 @@ impl Relays {
                 }
             }
         }
+    }
+
+    /// The RTP ports of pairs found held by a socket not ours since the last call, each
+    /// once: the core withholds them.
+    pub(super) fn held_ports(&mut self) -> Vec<u16> {
+        std::mem::take(&mut self.held)
     }
 
     /// Calls whose relay could not open or whose stream stopped on its relay thread (a
@@ -290,6 +299,10 @@ impl Relays {
                                 }
                                 Err(e) => {
                                     warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay");
+                                    crate::ops::metrics::relay_failures("bind").increment(1);
+                                    if e.kind() == std::io::ErrorKind::AddrInUse {
+                                        note_held(&mut self.held, &self.closing, self.ip, &p);
+                                    }
                                     if !self.failed.contains(&call) {
                                         self.failed.push(call);
                                     }
@@ -369,46 +382,6 @@ fn update(s: &Stream, p: &RelayPair) {
 /// that is stuck must not make the list grow for ever; the pool holds fewer pairs).
 const MAX_CLOSING: usize = 32_768;
 
-/// How long a bind waits for the relay thread to close the socket a released stream held
-/// on that port. The thread takes its commands every turn (well under a millisecond when
-/// idle). The wait holds up signalling, so it is short: a thread busy with a flood may
-/// miss it, and that call's media then fails as before. Only a pool with no rested port
-/// left hands a port out this soon.
-const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Released streams' ports with their `dead` flags, and how long a bind waits for one.
-type Closing<'a> = (&'a [([u16; 2], Arc<AtomicBool>)], std::time::Duration);
-
-/// Bind `port`; if a released stream's socket still holds it, wait (at most the wait
-/// `closing` gives) for its relay thread to close it, then bind again.
-fn bind_after_close(
-    ip: IpAddr,
-    port: u16,
-    (closing, wait): Closing<'_>,
-) -> std::io::Result<mio::net::UdpSocket> {
-    match bind(ip, port) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let rtp = port & !1;
-            // Every released stream on the port, closed already or not: the one whose socket
-            // failed the bind may have closed since (its count fell to one after the
-            // failure), and then the bind again is what succeeds. Before, only one still
-            // open was looked for, and that race failed the call's media.
-            let on_port = || closing.iter().filter(|(ports, _)| ports.contains(&rtp));
-            if on_port().next().is_none() {
-                return Err(e);
-            }
-            let until = std::time::Instant::now() + wait;
-            while on_port().any(|(_, io)| Arc::strong_count(io) > 1)
-                && std::time::Instant::now() < until
-            {
-                std::thread::yield_now();
-            }
-            bind(ip, port)
-        }
-        r => r,
-    }
-}
-
 fn open(
     thread: &RelayThread,
     id: u64,
@@ -476,7 +449,9 @@ fn open(
 }
 
 mod answered;
+mod binding;
 mod watch;
+use binding::{CLOSE_WAIT, Closing, bind_after_close, note_held};
 use watch::Watch;
 #[cfg(test)]
 mod tests;

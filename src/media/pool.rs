@@ -23,6 +23,9 @@ pub struct PortPool {
     rest: usize,
     /// Which pairs are handed out, by index: a double or foreign `free` is ignored.
     in_use: Vec<bool>,
+    /// Pairs another socket on this host holds (found when a relay could not bind one),
+    /// by index: never handed out again.
+    withheld: Vec<bool>,
     rng: SmallRng,
 }
 
@@ -50,6 +53,7 @@ impl PortPool {
             start: u16::try_from(start).unwrap_or(u16::MAX),
             rest: free.len() / 2,
             in_use: vec![false; free.len()],
+            withheld: vec![false; free.len()],
             free,
             resting: VecDeque::new(),
             rng,
@@ -129,13 +133,14 @@ impl PortPool {
     /// Give a port back. Ports not handed out by this pool (or freed twice) are ignored, so a
     /// double release cannot give one port to two calls.
     pub fn free(&mut self, port: u16) {
-        let Some(slot) = self.index(port).and_then(|i| self.in_use.get_mut(i)) else {
+        let Some(i) = self.index(port) else {
             return;
         };
-        if !*slot {
+        // (A withheld pair stays in use: never handed out again.)
+        if !self.in_use[i] || self.withheld[i] {
             return;
         }
-        *slot = false;
+        self.in_use[i] = false;
         self.resting.push_back(port);
         while self.resting.len() > self.rest {
             match self.resting.pop_front() {
@@ -143,6 +148,31 @@ impl PortPool {
                 None => break,
             }
         }
+    }
+
+    /// Withhold the pair of RTP port `port` for good: another socket on this host holds
+    /// one of its ports (a relay could not bind it), and every call that drew it would fail.
+    /// False when it was withheld already (or is no pair of this pool).
+    pub fn withhold(&mut self, port: u16) -> bool {
+        let Some(i) = self.index(port & !1) else {
+            return false;
+        };
+        if std::mem::replace(&mut self.withheld[i], true) {
+            return false;
+        }
+        if !self.in_use[i] {
+            // Freed already (its call forgotten): out of the lists it waits in.
+            let rtp = port & !1;
+            self.free.retain(|&p| p != rtp);
+            self.resting.retain(|&p| p != rtp);
+            self.in_use[i] = true;
+        }
+        true
+    }
+
+    /// Pairs withheld for good ([`PortPool::withhold`]).
+    pub fn withheld(&self) -> usize {
+        self.withheld.iter().filter(|&&w| w).count()
     }
 
     /// Pairs not in use (ready or resting).
@@ -169,6 +199,30 @@ mod tests {
         let mut got: Vec<u16> = std::iter::from_fn(|| p.alloc()).collect();
         got.sort_unstable();
         assert_eq!(got, vec![20000, 20006, 20008]);
+    }
+
+    /// A pair another socket holds is withheld for good: in use when its call ends, or
+    /// taken out of the free list when its call has ended already. Before, it went back
+    /// and failed the next call that drew it, and the next.
+    #[test]
+    fn a_withheld_pair_is_never_handed_out_again() {
+        let mut p = PortPool::with_seed(20000, 20007, 1);
+        let mut got: Vec<u16> = std::iter::from_fn(|| p.alloc()).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![20000, 20002, 20004, 20006]);
+        assert!(p.withhold(20003), "its RTCP port names the pair");
+        assert!(!p.withhold(20002), "once");
+        p.free(20002);
+        p.free(20004);
+        assert!(p.withhold(20004), "freed already");
+        for port in [20000, 20006] {
+            p.free(port);
+        }
+        let mut again: Vec<u16> = std::iter::from_fn(|| p.alloc()).collect();
+        again.sort_unstable();
+        assert_eq!(again, vec![20000, 20006]);
+        assert_eq!((p.withheld(), p.available()), (2, 0));
+        assert!(!p.withhold(30000), "no pair of the pool");
     }
 
     #[test]

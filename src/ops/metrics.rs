@@ -14,6 +14,7 @@ pub const ACTIVE_CALLS: &str = "trunkgate_active_calls";
 pub const RTP_PACKETS: &str = "trunkgate_rtp_packets_total";
 pub const RTP_DROPPED: &str = "trunkgate_rtp_dropped_total";
 pub const RELAY_FAILURES: &str = "trunkgate_relay_failures_total";
+pub const MEDIA_PAIRS_FREE: &str = "trunkgate_media_pairs_free";
 pub const LIMIT_REFUSALS: &str = "trunkgate_limit_refusals_total";
 pub const REFUSED: &str = "trunkgate_refused_messages_total";
 pub const FAULTS: &str = "trunkgate_faults_total";
@@ -380,6 +381,11 @@ pub fn registration_up(peer: &str, up: bool) {
 /// Calls in progress.
 pub fn active_calls(n: usize) {
     gauge!(ACTIVE_CALLS).set(n as f64);
+}
+
+/// RTP port pairs of `[media] ports` not in use (ready or resting).
+pub fn media_pairs_free(n: usize) {
+    gauge!(MEDIA_PAIRS_FREE).set(n as f64);
 }
 
 /// The share of new requests overload control is refusing now (0 when not overloaded), and

@@ -2265,3 +2265,15 @@ fn an_ended_call_relays_nothing_while_its_bye_goes_unanswered() {
     h.advance(Duration::from_secs(45));
     assert_eq!(released(&h), 1);
 }
+
+/// A pair the relay found held by another socket is handed out no more (once said).
+#[test]
+fn a_media_pair_another_socket_holds_is_withheld() {
+    let mut h = H::new();
+    let free = h.core.free_media_ports();
+    h.input(Input::MediaPortHeld(30003));
+    assert_eq!(h.core.free_media_ports(), free - 1);
+    h.input(Input::MediaPortHeld(30002));
+    h.input(Input::MediaPortHeld(40000));
+    assert_eq!(h.core.free_media_ports(), free - 1);
+}

@@ -796,3 +796,20 @@ fn a_recording_opened_after_the_answer_is_kept_at_a_stop() {
     thread.join().unwrap();
     assert!(path.exists(), "an answered call's recording is kept");
 }
+
+/// A stream whose port a socket not the gateway's holds fails its call, and that pair is
+/// reported for the core to withhold; a port a released stream of ours held is not.
+#[test]
+fn a_port_another_socket_holds_is_reported_once() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let port = free_quad();
+    let squatter = std::net::UdpSocket::bind(("127.0.0.1", port + 3)).unwrap();
+    r.apply(relay(1, port));
+    assert_eq!(r.failed_calls(), vec![1]);
+    assert_eq!(r.held_ports(), vec![port + 2], "the pair of the port held");
+    assert!(r.held_ports().is_empty(), "reported once");
+    drop(squatter);
+    r.apply(relay(2, port));
+    assert!(r.failed_calls().is_empty());
+    assert!(r.held_ports().is_empty());
+}

@@ -63,7 +63,11 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         RELAY_FAILURES,
-        "The relay's own failures, by kind: read (a socket read failed), stream (a stream stopped on a packet, its call ended), thread (a relay thread stopped, its calls ended, a new one took its place)"
+        "The relay's own failures, by kind: read (a socket read failed), stream (a stream stopped on a packet, its call ended), thread (a relay thread stopped, its calls ended, a new one took its place), bind (a stream's ports could not be bound, its call ended)"
+    );
+    describe_gauge!(
+        MEDIA_PAIRS_FREE,
+        "RTP port pairs of [media] ports not in use (ready or resting); pairs another socket holds are withheld for good"
     );
     describe_counter!(
         LIMIT_REFUSALS,
