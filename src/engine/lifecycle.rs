@@ -28,6 +28,8 @@ const HANGUP_PAUSE: Duration = Duration::from_millis(5);
 /// queue is full. (A healthy writer makes room at each sync, a peer as it reads, well
 /// within it; counted in the stop's budget, `config::process`.)
 const ROOM_WAIT: Duration = Duration::from_secs(2);
+/// How long a stop waits for the TCP connections' queues to be written out.
+const TCP_FLUSH: Duration = Duration::from_secs(1);
 
 /// The signals the process answers: SIGHUP reloads, SIGTERM and SIGINT stop.
 pub struct Signals {
@@ -166,6 +168,17 @@ impl Shell {
                 }
                 self.lifecycle_done()
             }
+        }
+    }
+
+    /// What the last turns put on TCP connections (a stop's last BYEs, answers) is written
+    /// before the process ends, for up to [`TCP_FLUSH`]: the runtime drops the writers'
+    /// tasks as they are. Before, a stop that hung up its calls at once (a third signal)
+    /// sent those BYEs over UDP but not over TCP, and the calls stayed up at the peers.
+    pub(super) async fn flush_tcp(&self) {
+        let until = tokio::time::Instant::now() + TCP_FLUSH;
+        while !self.tcp.all_written() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 

@@ -333,6 +333,7 @@ impl Shell {
                 break;
             }
         }
+        self.flush_tcp().await;
         info!("trunkgate stopped");
         self.cdr.close();
         // CDRs that never reached the file (each said in the log at error level) fail the

@@ -314,6 +314,12 @@ impl Registry {
         open.chain(opening).min().unwrap_or(usize::MAX)
     }
 
+    /// Whether every open connection's queue is written out (what a stop waits for, a
+    /// moment, before the process ends; one still opening is not waited for).
+    pub(in crate::engine) fn all_written(&self) -> bool {
+        self.conns.values().all(|(_, w)| w.is_written())
+    }
+
     /// Whether a peer opened this connection (rather than the gateway).
     pub(in crate::engine) fn is_inbound(&self, conn: ConnId) -> bool {
         !self.ours.contains(&conn)

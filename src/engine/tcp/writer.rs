@@ -219,6 +219,15 @@ impl Writer {
         by_count.min(by_bytes)
     }
 
+    /// Whether nothing it was given waits to be written: its queue is empty (the last
+    /// message taken is written in the same turn when the socket has room), or its writer
+    /// has ended.
+    pub(in crate::engine) fn is_written(&self) -> bool {
+        self.is_closed()
+            || (self.budgets.queued.load(Ordering::Acquire) == 0
+                && self.tx.capacity() == self.tx.max_capacity())
+    }
+
     /// Whether its writer has ended (the connection closed): nothing sent here is written.
     pub(in crate::engine) fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -467,5 +476,40 @@ mod tests {
         }
         assert!(seen, "the write is seen");
         assert!(!w.wrote_lately(), "once");
+    }
+
+    /// What a stop waits for before the process ends: a writer's queue written out.
+    #[tokio::test]
+    async fn a_writer_is_written_once_its_queue_is_on_the_wire() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut peer, _) = listener.accept().await.unwrap();
+        let (_rd, wr) = client.into_split();
+        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        assert!(w.is_written(), "nothing queued");
+        let bye = Bytes::from_static(b"BYE sip:x SIP/2.0\r\n\r\n");
+        for _ in 0..50 {
+            assert!(w.send(bye.clone()));
+        }
+        assert!(!w.is_written());
+        tokio::spawn(drain.run(wr, addr));
+        let mut waited = 0;
+        while !w.is_written() && waited < 200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            waited += 1;
+        }
+        assert!(w.is_written());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.len() < 50 * bye.len() {
+            let n = tokio::time::timeout(Duration::from_secs(2), peer.read(&mut buf))
+                .await
+                .expect("written")
+                .unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got.len(), 50 * bye.len());
     }
 }
