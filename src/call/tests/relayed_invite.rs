@@ -31,18 +31,25 @@ fn a_reinvite_the_far_leg_leaves_ringing_ends_with_the_call() {
     assert_idle(&mut h);
 }
 
+/// A call up, and the phone's re-INVITE without SDP (asking for a fresh offer) ringing at
+/// the carrier: our tag toward the phone, and the re-INVITE the carrier got.
+fn sdpless_reinvite_ringing(h: &mut H) -> (String, Request) {
+    let (_inv, ok) = answered_call(h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", ""));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert!(re.body().is_empty());
+    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    (tag, re)
+}
+
 /// A re-INVITE without SDP pending at the far leg when the call ends: its late 2xx (an
 /// offer) is ACKed with every stream refused (RFC 3261 §13.2.2.4). Before, the ACK went
 /// bodiless, an offer left unanswered.
 #[test]
 fn a_late_2xx_offer_to_a_reinvite_pending_when_the_call_ended_is_answered_in_the_ack() {
     let mut h = H::new();
-    let (_inv, ok) = answered_call(&mut h);
-    let tag = ok.to_tag().unwrap();
-    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", ""));
-    let re = h.one_request(CARRIER_A, Method::Invite);
-    assert!(re.body().is_empty());
-    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    let (tag, re) = sdpless_reinvite_ringing(&mut h);
     h.recv(PHONE, &phone_bye(&tag, 3, "z9hG4bKbye"));
     h.take_responses(PHONE);
     let bye = h.one_request(CARRIER_A, Method::Bye);
@@ -274,14 +281,9 @@ fn a_cancel_the_far_leg_never_answers_ends_the_reinvite_after_64_t1() {
 fn an_offer_in_the_2xx_to_a_given_up_reinvite_without_one_is_refused_in_the_ack_and_the_call_ends()
 {
     let mut h = H::new();
-    let (_inv, ok) = answered_call(&mut h);
-    let tag = ok.to_tag().unwrap();
     // The phone asks for a fresh offer (a re-INVITE without SDP); the carrier rings, the
     // phone cancels, and the carrier answers neither the CANCEL nor, for 64·T1, the INVITE.
-    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKre", ""));
-    let re = h.one_request(CARRIER_A, Method::Invite);
-    assert!(re.body().is_empty());
-    h.recv_msg(CARRIER_A, reply(&re, 180, "carrier1", &[], None));
+    let (tag, re) = sdpless_reinvite_ringing(&mut h);
     h.recv(PHONE, &from_phone("CANCEL", &tag, 2, "z9hG4bKre", ""));
     h.take_responses(PHONE);
     cancel_of(&mut h, &re);

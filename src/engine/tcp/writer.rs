@@ -398,18 +398,32 @@ mod tests {
         assert!(w.queued() <= WRITE_BUDGET);
     }
 
+    /// A writer over a connection to a listener here: the writer, its task's end, the write
+    /// half it writes to, the peer's end of the connection (accepted, reading nothing until
+    /// a test reads it) and the listener's address.
+    async fn connected() -> (
+        Writer,
+        Drain,
+        tokio::net::tcp::OwnedWriteHalf,
+        tokio::net::TcpStream,
+        SocketAddr,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        let (_rd, wr) = client.into_split();
+        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        (w, drain, wr, peer, addr)
+    }
+
     /// A close ordered while the queue is full ends the writer all the same: before, the
     /// empty message that orders it was dropped with the full queue, and the connection
     /// stayed open.
     #[tokio::test]
     async fn a_close_ordered_on_a_full_queue_still_closes() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
         // The peer accepts and reads nothing.
-        let (_peer, _) = listener.accept().await.unwrap();
-        let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        let (w, drain, wr, _peer, addr) = connected().await;
         // Pings fill its queue in messages while it writes nothing yet.
         while w.send(Bytes::from_static(b"\r\n")) {}
         w.close();
@@ -450,12 +464,7 @@ mod tests {
     #[tokio::test]
     async fn the_reader_learns_whether_anything_was_written_lately() {
         use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut peer, _) = listener.accept().await.unwrap();
-        let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        let (w, drain, wr, mut peer, addr) = connected().await;
         tokio::spawn(drain.run(wr, addr));
         assert!(!w.wrote_lately());
         assert!(w.send(Bytes::from_static(b"OPTIONS\r\n")));
@@ -482,12 +491,7 @@ mod tests {
     #[tokio::test]
     async fn a_writer_is_written_once_its_queue_is_on_the_wire() {
         use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut peer, _) = listener.accept().await.unwrap();
-        let (_rd, wr) = client.into_split();
-        let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        let (w, drain, wr, mut peer, addr) = connected().await;
         assert!(w.is_written(), "nothing queued");
         let bye = Bytes::from_static(b"BYE sip:x SIP/2.0\r\n\r\n");
         for _ in 0..50 {
