@@ -67,6 +67,8 @@ pub struct B2bua {
     faults: u64,
     /// Shutdown: the calls it has still to hang up (`shutdown.rs`).
     pub(super) to_hang_up: Option<Vec<CallRef>>,
+    /// Turns of that hang-up that panicked in a row (`shutdown.rs`).
+    pub(super) hang_up_faults: u8,
 }
 
 impl B2bua {
@@ -116,6 +118,7 @@ impl B2bua {
             overload_refusals: Default::default(),
             faults: 0,
             to_hang_up: None,
+            hang_up_faults: 0,
         };
         let cfg = b.env.cfg.clone();
         b.registrations.configure(&mut b.env, &cfg, now);

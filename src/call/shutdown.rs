@@ -10,6 +10,9 @@ use std::time::Instant;
 use super::CallRef;
 use super::router::B2bua;
 
+/// Turns of the stop's hang-up that may panic in a row before it gives up.
+const MAX_HANG_UP_FAULTS: u8 = 3;
+
 impl B2bua {
     /// Hang up at most `n` of the calls that were up when shutdown's hang-up began (listed
     /// at the first turn; a call that ended meanwhile is passed over). True while some are
@@ -17,15 +20,20 @@ impl B2bua {
     pub fn hang_up_some(&mut self, now: Instant, n: usize) -> bool {
         // Each call's hang-up is guarded on its own (`with_call`); a panic outside them (a
         // defect in the glue) costs this turn, not the process: the calls it had taken from
-        // the list are still up, and the stop's last turn (`HangUpAll`) lists them again.
+        // the list are still up, and the next turn lists them again. Three such turns in a
+        // row and the hang-up gives up (a defect that strikes every turn would keep the stop
+        // from ending): the calls left are forgotten with the process.
         let mut more = false;
         let ran = super::router::fault::guarded(self, super::router::FaultPlace::Core, |b| {
             more = b.hang_up_turn(now, n);
         });
-        if !ran {
-            self.to_hang_up = None;
+        if ran {
+            self.hang_up_faults = 0;
+            return more;
         }
-        more
+        self.to_hang_up = None;
+        self.hang_up_faults = self.hang_up_faults.saturating_add(1);
+        self.hang_up_faults < MAX_HANG_UP_FAULTS && !self.calls.is_empty()
     }
 
     fn hang_up_turn(&mut self, now: Instant, n: usize) -> bool {

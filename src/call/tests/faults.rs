@@ -281,13 +281,14 @@ fn a_reload_that_panics_leaves_the_running_configuration_whole() {
 }
 
 /// A panic in a turn of the stop's hang-up, outside any call, costs that turn: the calls are
-/// still up and the next turn hangs them up. Before, it unwound into the shell.
+/// still up and a next turn is asked for, which hangs them up. Three such turns in a row and
+/// the hang-up gives up (a stop must end). Before, it unwound into the shell.
 #[test]
 fn a_panic_in_a_hang_up_turn_leaves_the_calls_to_the_next() {
     let mut h = H::new();
     let (_inv, _ok) = answered_call(&mut h);
     test_fault::arm(FaultPlace::Core, 1);
-    assert!(!h.core.hang_up_some(h.now, 10));
+    assert!(h.core.hang_up_some(h.now, 10), "a next turn");
     h.apply();
     assert!(h.take_requests(CARRIER_A, Method::Bye).is_empty());
     assert!(h.events.contains(&CoreEvent::Fault {
@@ -298,4 +299,11 @@ fn a_panic_in_a_hang_up_turn_leaves_the_calls_to_the_next() {
     h.apply();
     h.one_request(CARRIER_A, Method::Bye);
     assert_eq!(h.cdrs.len(), 1);
+    // Every turn panicking: the third gives up.
+    let mut h = H::new();
+    let (_inv, _ok) = answered_call(&mut h);
+    test_fault::arm(FaultPlace::Core, 3);
+    assert!(h.core.hang_up_some(h.now, 10));
+    assert!(h.core.hang_up_some(h.now, 10));
+    assert!(!h.core.hang_up_some(h.now, 10), "given up");
 }
