@@ -223,12 +223,26 @@ impl Registrations {
         // and address of record at another registrar address sharing one location database
         // (a carrier's two SBCs, one profile dropped). Those register again now; before,
         // they stayed unbound, shown up, until their next refresh (45 minutes at 3600 s).
-        let removed: Vec<RegisterParams> = self
-            .regs
-            .iter()
-            .filter(|e| e.removes && e.reg.is_done())
+        // A removal waiting to be tried again whose binding a registration still wanted has
+        // (a reload wanted it back while that removal was out) is not sent: it would undo
+        // that registration's REGISTER.
+        let kept: Vec<RegisterParams> = (self.regs.iter())
+            .filter(|e| !e.removes && !e.reg.is_done() && !e.reg.is_removing())
             .map(|e| e.params.clone())
             .collect();
+        for e in &mut self.regs {
+            if e.reg.removes_later() && kept.iter().any(|k| k.same_binding(&e.params)) {
+                e.reg.end_keeping_binding();
+                e.removes = false;
+            }
+        }
+        // (Also each try of a removal that failed: it may have reached the registrar.)
+        let mut removed: Vec<RegisterParams> = Vec::new();
+        for e in &mut self.regs {
+            if e.removes && (e.reg.is_done() || e.reg.take_removal_tried()) {
+                removed.push(e.params.clone());
+            }
+        }
         for e in &mut self.regs {
             if !e.removes && removed.iter().any(|r| r.same_contact(&e.params)) {
                 info!(peer = %e.reg.peer(), "a removal of the same contact ended: registering again");

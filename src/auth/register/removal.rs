@@ -19,12 +19,21 @@ pub(super) struct Removal {
     pub(super) tries: u8,
     /// Waiting to send the next one.
     pub(super) again: bool,
+    /// A try failed since the last [`Registration::take_removal_tried`]: it may have
+    /// reached the registrar all the same.
+    pub(super) tried: bool,
 }
 
 impl Registration {
     /// Whether it waits to send its removal again (neither registered nor kept).
     pub fn removes_later(&self) -> bool {
         self.removal.again
+    }
+
+    /// Whether a try of its removal ended (failed, another to come) since last asked: it
+    /// may have removed a binding of the same contact that another registration keeps.
+    pub fn take_removal_tried(&mut self) -> bool {
+        std::mem::take(&mut self.removal.tried)
     }
 
     /// Whether it is removing its binding, now or after a failed try.
@@ -50,6 +59,7 @@ impl Registration {
         if retryable && self.removal.retries && self.removal.tries < REMOVAL_TRIES && held {
             self.failing = true;
             self.removal.again = true;
+            self.removal.tried = true;
             self.state = State::Waiting { at };
             self.event(RegEvent::Failed {
                 reason: format!("removing the binding: {reason}"),

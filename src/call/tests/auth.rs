@@ -1521,4 +1521,25 @@ fn a_dropped_registrations_failed_removal_is_tried_again_unless_it_is_wanted_bac
         h.core.registrations(),
         vec![(PeerName("carrier-a".into()), true)]
     );
+
+    // Wanted back while the removal is still out: the new registration waits for its
+    // answer, and the failed removal is not tried again over it. Before, it was, 10 s
+    // later, and removed the binding just registered.
+    let (mut h, _reg) = registered_then_reloaded(with_credentials(&["carrier-a"]));
+    let un = h.one_request(CARRIER_A, Method::Register);
+    h.reload(Arc::new(registering()));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.recv_msg(CARRIER_A, reply(&un, 503, "reg1", &[], None));
+    let fresh = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        fresh.header(&Hdr::named("Expires")).as_deref(),
+        Some("3600")
+    );
+    h.recv_msg(CARRIER_A, registrar_ok(&fresh, 3600));
+    h.advance(Duration::from_secs(60));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    assert_eq!(
+        h.core.registrations(),
+        vec![(PeerName("carrier-a".into()), true)]
+    );
 }
