@@ -121,7 +121,7 @@ impl Default for Protect {
             unknown_sources: UnknownSources::Drop,
             max_tcp_total: 1024,
             max_tcp_per_source: 16,
-            max_tcp_per_peer: 512,
+            max_tcp_per_peer: 720,
             tcp_message_timeout: Duration::from_secs(10),
             source_rate: Some(2000),
             source_cooldown: Duration::from_secs(5),
@@ -258,8 +258,9 @@ pub fn protect(
         Some(_) => max_tcp_per_source,
         None => max_tcp_per_source.min(max_tcp_total),
     };
-    // Unset: half the total (one peer's wide `match` cannot hold every slot), and never
-    // under one source's share.
+    // Unset: three quarters of what peers may hold (the total but the gateway's own
+    // sixteenth), so one peer's wide `match` cannot hold every slot while a profile of many
+    // TCP phones keeps most of them; never under one source's share.
     let max_tcp_per_peer = match r.num(
         &s.max_tcp_per_peer,
         "[protect] max_tcp_per_peer",
@@ -275,9 +276,10 @@ pub fn protect(
             n as usize
         }
         Some(n) => n as usize,
-        None => (max_tcp_total / 2)
-            .max(max_tcp_per_source)
-            .min(max_tcp_total),
+        None => {
+            let peers = max_tcp_total - max_tcp_total.div_ceil(16);
+            (peers * 3 / 4).max(max_tcp_per_source).min(max_tcp_total)
+        }
     };
     let tcp_message_timeout = r
         .num(

@@ -683,12 +683,13 @@ fn the_tcp_cap_per_source_never_exceeds_the_total() {
     assert!(text.contains("must not exceed max_tcp_total"), "{text}");
 }
 
-/// `max_tcp_per_peer`: unset, half the total but never under a source's share; written, at
-/// most the total.
+/// `max_tcp_per_peer`: unset, three quarters of the peers' part (the total but its
+/// sixteenth) but never under a source's share; written, at most the total.
 #[test]
-fn the_tcp_cap_per_peer_is_half_the_total_unless_written() {
+fn the_tcp_cap_per_peer_is_three_quarters_of_the_peers_part_unless_written() {
     let cfg = load_tree(GATEWAY, &standard_profiles()).unwrap();
-    assert_eq!(cfg.protect.max_tcp_per_peer, 512);
+    assert_eq!(cfg.protect.max_tcp_per_peer, 720);
+    assert_eq!(crate::config::Protect::default().max_tcp_per_peer, 720);
     let small = format!("{GATEWAY}\n[protect]\nmax_tcp_total = 20\n");
     let cfg = load_tree(&small, &standard_profiles()).unwrap();
     assert_eq!(cfg.protect.max_tcp_per_peer, 16, "a source's 16");
