@@ -359,16 +359,16 @@ impl Shell {
                 ..
             } => {
                 self.sip.received(&msg);
-                // Only connections the stranger opened: ours to a peer stay up. A response
-                // from a stranger closes it too (nothing else would: it needs no answer).
-                // Known is what the accept gate knows: a peer's, the front's, or a moved
-                // peer's old address while its calls last (`close_unknown_connections`
-                // closes those after).
+                // Only connections the stranger opened: ours to a peer stay up. Known is what
+                // the accept gate knows: a peer's, the front's, or a moved peer's old address
+                // while its calls last (`close_unknown_connections` closes those after).
                 let stranger = source.conn.filter(|c| {
                     self.tcp.is_inbound(*c) && !self.inbox.answers_from_peer(source.addr.ip())
                 });
+                // (Responses to requests of ours may follow: its reader's deadline ends it.)
+                let request = matches!(msg, crate::sip::Message::Request(_));
                 self.on_message(now, msg, source, at, screened);
-                if let Some(conn) = stranger {
+                if let Some(conn) = stranger.filter(|_| request) {
                     // A stranger's connection gets its one answer (if any), then is closed.
                     self.perform(now);
                     self.tcp.close(conn);

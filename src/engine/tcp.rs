@@ -340,37 +340,57 @@ async fn serve(
                     break;
                 }
                 if stranger {
-                    // Its one message goes where a stranger's datagram goes: on the queue of
-                    // new work whatever it is, never waiting (a full queue drops it and the
-                    // connection), never ahead of accepted work.
-                    let Some(first) = msgs.into_iter().next() else {
-                        continue;
-                    };
-                    let Framed::Message(msg) = first else {
-                        // Nothing it could be answered: as its datagram, dropped.
-                        inbox.count_unparseable();
-                        crate::ops::metrics::refused("unparseable");
-                        break;
-                    };
-                    let ev = Event::Message {
-                        held: msg.held_size(msg.wire_size()),
-                        msg,
-                        source,
-                        at,
-                        screened: false,
-                    };
-                    let Some(tx) = up.take() else { break };
-                    if let Err(refused) = inbox.offer(Event::TcpUp { conn, peer, tx }) {
-                        // The core never heard of it: it hears of no end either.
-                        if let Event::TcpUp { tx, .. } = *refused {
-                            up = Some(tx);
+                    // Its messages go where a stranger's datagrams go: on the queue of new
+                    // work whatever they are, never waiting (a full queue drops them and the
+                    // connection), never ahead of accepted work. A request (`reject` mode)
+                    // is its one message: answered, then the connection closed. Responses
+                    // (an address the gateway asked lately, connecting back with its
+                    // answers: a 100, then a 486) are each read, until its time is up.
+                    for framed in msgs {
+                        let Framed::Message(msg) = framed else {
+                            // Nothing it could be answered: as its datagram, dropped.
+                            inbox.count_unparseable();
+                            crate::ops::metrics::refused("unparseable");
+                            break 'reading;
+                        };
+                        // (The read's first bytes were looked at; what follows them is too.)
+                        let (request, heard) = match &msg {
+                            crate::sip::Message::Request(r) => (
+                                true,
+                                inbox.unknown_sources() == UnknownSources::Reject
+                                    && r.method() != crate::sip::Method::Ack,
+                            ),
+                            crate::sip::Message::Response(_) => {
+                                (false, inbox.may_answer(peer.ip(), at))
+                            }
+                        };
+                        if !heard {
+                            break 'reading;
                         }
-                        break;
+                        let ev = Event::Message {
+                            held: msg.held_size(msg.wire_size()),
+                            msg,
+                            source,
+                            at,
+                            screened: false,
+                        };
+                        if let Some(tx) = up.take()
+                            && let Err(refused) = inbox.offer(Event::TcpUp { conn, peer, tx })
+                        {
+                            // The core never heard of it: it hears of no end either.
+                            if let Event::TcpUp { tx, .. } = *refused {
+                                up = Some(tx);
+                            }
+                            break 'reading;
+                        }
+                        if !inbox.try_deliver_stranger(ev) {
+                            break 'reading;
+                        }
+                        if request {
+                            answered = true;
+                            break;
+                        }
                     }
-                    if !inbox.try_deliver_stranger(ev) {
-                        break;
-                    }
-                    answered = true;
                     continue;
                 }
                 // What the read's messages waited to be let through (`pace`) was the peer's

@@ -991,17 +991,22 @@ async fn a_peers_connection_is_closed_after_an_idle_window_without_traffic() {
 }
 
 /// In `drop` mode a stranger's connection is closed unread, unless the gateway sent that
-/// address a request lately: its answer, connected back (RFC 3261 §18.2.2), is read as its
-/// datagram would be (a response only). Before, it was dropped and the transaction waited
-/// out its 32 s.
+/// address a request lately: its answers, connected back (RFC 3261 §18.2.2), are read as its
+/// datagrams would be (responses only; a 100 then a 486, each). Before, it was dropped and
+/// the transaction waited out its 32 s.
 #[tokio::test]
 async fn a_stranger_the_gateway_asked_may_connect_back_with_its_answer_in_drop_mode() {
     use tokio::io::AsyncWriteExt;
     let (inbox, mut queues, protect) = inbox_with(Protect::default());
     let gw = listening(&inbox, &protect).await;
-    let answer = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKx\r\n\
-        From: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:b@127.0.0.9>;tag=b\r\nCall-ID: cb1\r\n\
-        CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let status = |line: &str| {
+        format!(
+            "SIP/2.0 {line}\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKx\r\n\
+            From: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:b@127.0.0.9>;tag=b\r\nCall-ID: cb1\r\n\
+            CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let answer = status("200 OK");
     // (Its connection is made known to the core with the answer: a `TcpUp`.)
     let mut ups = async || {
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -1018,6 +1023,22 @@ async fn a_stranger_the_gateway_asked_may_connect_back_with_its_answer_in_drop_m
     let mut asked = connect_from("127.0.0.9", gw).await;
     asked.write_all(answer.as_bytes()).await.unwrap();
     assert_eq!(ups().await, 1, "asked: its answer read");
+    assert!(queues.fresh.try_recv().is_ok());
+    // Two answers in one write, and a third later on the same connection: each read.
+    let mut again = connect_from("127.0.0.9", gw).await;
+    let two = status("100 Trying") + &status("486 Busy Here");
+    again.write_all(two.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    again
+        .write_all(status("486 Busy Here").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(ups().await, 1);
+    let mut read = 0;
+    while queues.fresh.try_recv().is_ok() {
+        read += 1;
+    }
+    assert_eq!(read, 3, "every answer on it");
     // A request from it is still nothing in `drop` mode.
     let mut req = connect_from("127.0.0.9", gw).await;
     let _ = req
