@@ -172,8 +172,10 @@ pub enum Input {
     /// audio any more and is released (CDR `media_unavailable`) rather than left silent.
     MediaFailed(CallRef),
     /// A pair of `[media] ports` (by its RTP port) that a socket not the gateway's holds: a
-    /// relay could not bind it. Never handed out again.
+    /// relay could not bind it. Handed out no more, until [`Input::MediaPortFree`].
     MediaPortHeld(u16),
+    /// A pair withheld so binds again (the shell tries them every minute).
+    MediaPortFree(u16),
     /// What became of a call's recording (a call whose recording went as planned hears
     /// nothing): its CDR names only a file that was made, and says when it stopped early.
     Recording {

@@ -293,7 +293,15 @@ impl B2bua {
                     tracing::warn!(
                         port,
                         withheld = self.env.pool.withheld(),
-                        "another socket on this host holds a pair of [media] ports: no call gets it until a restart (narrow [media] ports, or free the port)"
+                        "another socket on this host holds a pair of [media] ports: no call gets it while it does (keep [media] ports out of the kernel's ephemeral range, ip_local_port_range)"
+                    );
+                }
+            }
+            Input::MediaPortFree(port) => {
+                if self.env.pool.release_withheld(port) {
+                    tracing::info!(
+                        port,
+                        "a withheld pair of [media] ports binds again: back in use"
                     );
                 }
             }

@@ -73,8 +73,12 @@ impl Shell {
             self.core.handle_input(now, Input::MediaTimeout(call));
         }
         self.media.replace_stopped_threads();
-        for port in self.media.held_ports() {
+        let (held, free) = self.media.held_ports(std::time::Instant::now());
+        for port in held {
             self.core.handle_input(now, Input::MediaPortHeld(port));
+        }
+        for port in free {
+            self.core.handle_input(now, Input::MediaPortFree(port));
         }
         for call in self.media.failed_calls() {
             self.core.handle_input(now, Input::MediaFailed(call));

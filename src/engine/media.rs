@@ -75,9 +75,9 @@ pub(super) struct Relays {
     watches: HashMap<u64, Watch>,
     /// Calls whose relay could not open, not yet reported.
     failed: Vec<u64>,
-    /// RTP ports of pairs a socket not ours holds (a relay could not bind them), not yet
-    /// reported: the core withholds them (at most `binding::MAX_HELD` waiting).
-    held: Vec<u16>,
+    /// Pairs a socket not ours holds (a relay could not bind them): the core withholds them
+    /// until they bind again.
+    held: binding::Held,
     /// Streams released, until their relay thread has dropped them (their sockets with
     /// them: our `dead` is then the only reference left): the core may hand their ports
     /// out again at once, and a bind that races the close waits for it (`bind_after_close`).
@@ -115,7 +115,7 @@ impl Relays {
             wav,
             watches: HashMap::new(),
             failed: Vec::new(),
-            held: Vec::new(),
+            held: binding::Held::default(),
             closing: Vec::new(),
             close_wait: CLOSE_WAIT,
             next_stream: 0,
@@ -151,9 +151,10 @@ impl Relays {
     }
 
     /// The RTP ports of pairs found held by a socket not ours since the last call, each
-    /// once: the core withholds them.
-    pub(super) fn held_ports(&mut self) -> Vec<u16> {
-        std::mem::take(&mut self.held)
+    /// once (the core withholds them), and of withheld ones that bind again (every minute).
+    pub(super) fn held_ports(&mut self, now: std::time::Instant) -> (Vec<u16>, Vec<u16>) {
+        let free = self.held.free_again(self.ip, now);
+        (self.held.take_new(), free)
     }
 
     /// Calls whose relay could not open or whose stream stopped on its relay thread (a
@@ -301,7 +302,7 @@ impl Relays {
                                     warn!(call, a_port = p.a_port, b_port = p.b_port, error = %e, "cannot open RTP relay");
                                     crate::ops::metrics::relay_failures("bind").increment(1);
                                     if e.kind() == std::io::ErrorKind::AddrInUse {
-                                        note_held(&mut self.held, &self.closing, self.ip, &p);
+                                        self.held.note(&self.closing, self.ip, &p);
                                     }
                                     if !self.failed.contains(&call) {
                                         self.failed.push(call);
@@ -451,7 +452,7 @@ fn open(
 mod answered;
 mod binding;
 mod watch;
-use binding::{CLOSE_WAIT, Closing, bind_after_close, note_held};
+use binding::{CLOSE_WAIT, Closing, bind_after_close};
 use watch::Watch;
 #[cfg(test)]
 mod tests;

@@ -24,8 +24,10 @@ pub struct PortPool {
     /// Which pairs are handed out, by index: a double or foreign `free` is ignored.
     in_use: Vec<bool>,
     /// Pairs another socket on this host holds (found when a relay could not bind one),
-    /// by index: never handed out again.
+    /// by index: handed out no more until found free again ([`PortPool::release_withheld`]).
     withheld: Vec<bool>,
+    /// Withheld pairs no call holds any more (freed while withheld, or withheld free).
+    idle_withheld: Vec<bool>,
     rng: SmallRng,
 }
 
@@ -54,6 +56,7 @@ impl PortPool {
             rest: free.len() / 2,
             in_use: vec![false; free.len()],
             withheld: vec![false; free.len()],
+            idle_withheld: vec![false; free.len()],
             free,
             resting: VecDeque::new(),
             rng,
@@ -136,8 +139,12 @@ impl PortPool {
         let Some(i) = self.index(port) else {
             return;
         };
-        // (A withheld pair stays in use: never handed out again.)
-        if !self.in_use[i] || self.withheld[i] {
+        if !self.in_use[i] {
+            return;
+        }
+        if self.withheld[i] {
+            // (Left in use: handed out no more while withheld.)
+            self.idle_withheld[i] = true;
             return;
         }
         self.in_use[i] = false;
@@ -150,9 +157,9 @@ impl PortPool {
         }
     }
 
-    /// Withhold the pair of RTP port `port` for good: another socket on this host holds
-    /// one of its ports (a relay could not bind it), and every call that drew it would fail.
-    /// False when it was withheld already (or is no pair of this pool).
+    /// Withhold the pair of RTP port `port`: another socket on this host holds one of its
+    /// ports (a relay could not bind it), and every call that drew it would fail. False when
+    /// it was withheld already (or is no pair of this pool).
     pub fn withhold(&mut self, port: u16) -> bool {
         let Some(i) = self.index(port & !1) else {
             return false;
@@ -166,11 +173,28 @@ impl PortPool {
             self.free.retain(|&p| p != rtp);
             self.resting.retain(|&p| p != rtp);
             self.in_use[i] = true;
+            self.idle_withheld[i] = true;
         }
         true
     }
 
-    /// Pairs withheld for good ([`PortPool::withhold`]).
+    /// The withheld pair of RTP port `port` binds again (the socket that held it is gone, a
+    /// DNS lookup's, say): handed out again once no call holds it. False when it was not
+    /// withheld.
+    pub fn release_withheld(&mut self, port: u16) -> bool {
+        let Some(i) = self.index(port & !1) else {
+            return false;
+        };
+        if !std::mem::take(&mut self.withheld[i]) {
+            return false;
+        }
+        if std::mem::take(&mut self.idle_withheld[i]) {
+            self.free(port & !1);
+        }
+        true
+    }
+
+    /// Pairs withheld ([`PortPool::withhold`]).
     pub fn withheld(&self) -> usize {
         self.withheld.iter().filter(|&&w| w).count()
     }
@@ -201,11 +225,11 @@ mod tests {
         assert_eq!(got, vec![20000, 20006, 20008]);
     }
 
-    /// A pair another socket holds is withheld for good: in use when its call ends, or
+    /// A pair another socket holds is withheld: in use when its call ends, or
     /// taken out of the free list when its call has ended already. Before, it went back
     /// and failed the next call that drew it, and the next.
     #[test]
-    fn a_withheld_pair_is_never_handed_out_again() {
+    fn a_withheld_pair_is_handed_out_no_more_until_it_binds_again() {
         let mut p = PortPool::with_seed(20000, 20007, 1);
         let mut got: Vec<u16> = std::iter::from_fn(|| p.alloc()).collect();
         got.sort_unstable();
@@ -223,6 +247,17 @@ mod tests {
         assert_eq!(again, vec![20000, 20006]);
         assert_eq!((p.withheld(), p.available()), (2, 0));
         assert!(!p.withhold(30000), "no pair of the pool");
+        // Found free again: back once no call holds it (both were freed already).
+        assert!(p.release_withheld(20002) && p.release_withheld(20004));
+        assert!(!p.release_withheld(20004));
+        assert_eq!((p.withheld(), p.available()), (0, 2));
+        // Withheld while its call holds it, released before that call ends: back at its end.
+        let q = p.alloc().unwrap();
+        p.withhold(q);
+        p.release_withheld(q);
+        assert_eq!(p.available(), 1);
+        p.free(q);
+        assert_eq!(p.available(), 2);
     }
 
     #[test]

@@ -2277,3 +2277,13 @@ fn a_media_pair_another_socket_holds_is_withheld() {
     h.input(Input::MediaPortHeld(40000));
     assert_eq!(h.core.free_media_ports(), free - 1);
 }
+
+/// A withheld pair found free again is handed out again.
+#[test]
+fn a_withheld_media_pair_that_binds_again_is_handed_out_again() {
+    let mut h = H::new();
+    let free = h.core.free_media_ports();
+    h.input(Input::MediaPortHeld(30002));
+    h.input(Input::MediaPortFree(30002));
+    assert_eq!(h.core.free_media_ports(), free);
+}

@@ -16,30 +16,74 @@ use crate::media::RelayPair;
 /// left hands a port out this soon.
 pub(super) const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// A stream's bind failed with the address in use: which of its pairs (if any) a socket
-/// not ours holds, by binding each port again (no released stream of ours is closing on
-/// it). Those go to the core, which hands them out no more.
-pub(super) fn note_held(
-    held: &mut Vec<u16>,
-    closing: &[([u16; 2], Arc<AtomicBool>)],
-    ip: IpAddr,
-    p: &RelayPair,
-) {
-    for rtp in [p.a_port, p.b_port] {
-        let ours = closing.iter().any(|(ports, _)| ports.contains(&rtp));
-        let taken = !ours
-            && [rtp, rtp.saturating_add(1)].into_iter().any(|port| {
-                bind(ip, port).is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
-            });
-        if taken && !held.contains(&rtp) && held.len() < MAX_HELD {
-            held.push(rtp);
+/// Pairs a socket not ours holds: found when a stream's bind failed, reported to the core
+/// (which hands them out no more), and tried again every [`RECHECK`] (the socket may have
+/// been a short-lived one's, a DNS lookup's on a range overlapping the ephemeral ports):
+/// those that bind again are reported free.
+#[derive(Default)]
+pub(super) struct Held {
+    /// Found, not yet reported (at most [`MAX_HELD`]: more is a host whose whole range is
+    /// taken, which the next seconds report on).
+    new: Vec<u16>,
+    /// Reported, by RTP port.
+    withheld: Vec<u16>,
+    last_check: Option<std::time::Instant>,
+}
+
+/// Held pairs waiting to be reported at once.
+const MAX_HELD: usize = 64;
+
+/// How often withheld pairs are tried again.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Held {
+    /// A stream's bind failed with the address in use: which of its pairs (if any) a socket
+    /// not ours holds, by binding each port again (no released stream of ours is closing on
+    /// it).
+    pub(super) fn note(
+        &mut self,
+        closing: &[([u16; 2], Arc<AtomicBool>)],
+        ip: IpAddr,
+        p: &RelayPair,
+    ) {
+        for rtp in [p.a_port, p.b_port] {
+            let ours = closing.iter().any(|(ports, _)| ports.contains(&rtp));
+            let taken = !ours && !binds(ip, rtp);
+            let known = self.new.contains(&rtp) || self.withheld.contains(&rtp);
+            if taken && !known && self.new.len() < MAX_HELD {
+                self.new.push(rtp);
+            }
         }
+    }
+
+    /// The pairs found held since last asked: the core withholds them.
+    pub(super) fn take_new(&mut self) -> Vec<u16> {
+        let new = std::mem::take(&mut self.new);
+        self.withheld.extend_from_slice(&new);
+        new
+    }
+
+    /// Every [`RECHECK`]: the withheld pairs that bind again (each tried by binding its two
+    /// ports, then let go: no call has them), for the core to hand out again.
+    pub(super) fn free_again(&mut self, ip: IpAddr, now: std::time::Instant) -> Vec<u16> {
+        if self.withheld.is_empty() || self.last_check.is_some_and(|t| now < t + RECHECK) {
+            return Vec::new();
+        }
+        self.last_check = Some(now);
+        let (free, held): (Vec<u16>, Vec<u16>) =
+            self.withheld.iter().partition(|&&rtp| binds(ip, rtp));
+        self.withheld = held;
+        free
     }
 }
 
-/// Held pairs waiting to be reported (each second): more is a host whose whole range is
-/// taken, which the next seconds report on.
-pub(super) const MAX_HELD: usize = 64;
+/// Whether both ports of the pair of `rtp` can be bound now (an address in use says no;
+/// another error is no sign of another socket).
+fn binds(ip: IpAddr, rtp: u16) -> bool {
+    [rtp, rtp.saturating_add(1)]
+        .into_iter()
+        .all(|port| !bind(ip, port).is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse))
+}
 
 /// Released streams' ports with their `dead` flags, and how long a bind waits for one.
 pub(super) type Closing<'a> = (&'a [([u16; 2], Arc<AtomicBool>)], std::time::Duration);

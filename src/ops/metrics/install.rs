@@ -67,7 +67,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_gauge!(
         MEDIA_PAIRS_FREE,
-        "RTP port pairs of [media] ports not in use (ready or resting); pairs another socket holds are withheld for good"
+        "RTP port pairs of [media] ports not in use (ready or resting); pairs another socket holds are left out while they do"
     );
     describe_counter!(
         LIMIT_REFUSALS,
