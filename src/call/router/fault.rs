@@ -180,7 +180,25 @@ impl Call {
         } else if self.phase.is_up() {
             self.release_answered(cx, GatewayError, cause);
         } else if self.phase.answered_at().is_some() {
+            if caller_waits {
+                // Its 2xx was held for its PRACK, the call ending as the fault came: never
+                // answered for the caller, whose INVITE gets its final answer (the held 2xx
+                // its ACK), and no BYE on an early dialog.
+                self.phase.forget_answer();
+                self.answered_wall = None;
+                self.answer_caller_after_fault(cx);
+            }
             self.bye_legs_left_up(cx, cause);
+        }
+    }
+
+    /// The caller's INVITE, still waiting, gets 500 (a 2xx held for its PRACK, its ACK).
+    fn answer_caller_after_fault(&mut self, cx: &mut Cx) {
+        if self.uas_rel.held_2xx.is_some() {
+            self.refuse_held_2xx(cx, 500, None);
+        } else if let Some(txn) = self.caller_txn() {
+            let req = self.template().clone();
+            cx.respond(txn, &req, 500, "Server Internal Error", &[]);
         }
     }
 
@@ -220,6 +238,7 @@ impl Call {
         }
         if let Some(txn) = self.caller_txn()
             && self.phase.answered_at().is_none()
+            && cx.env.txn.server_pending(txn)
         {
             let req = self.template().clone();
             cx.respond(txn, &req, 500, "Server Internal Error", &[]);

@@ -307,3 +307,32 @@ fn a_panic_in_a_hang_up_turn_leaves_the_calls_to_the_next() {
     assert!(h.core.hang_up_some(h.now, 10));
     assert!(!h.core.hang_up_some(h.now, 10), "given up");
 }
+
+/// A panic as a call ends whose callee's 2xx was held for the caller's PRACK (the callee
+/// hung up): the caller's INVITE gets its final answer, and no BYE on its early dialog; the
+/// CDR says unanswered. Before, the caller was sent a BYE and its INVITE left unanswered.
+#[test]
+fn a_panic_ending_a_call_whose_2xx_was_held_for_prack_answers_the_caller() {
+    let mut h = H::new();
+    h.recv(PHONE, &super::prack::invite_100rel("fp1", "z9hG4bKfp1"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "c6", &[], Some(SDP)));
+    let contact = [(Hdr::CONTACT, "<sip:c@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c6", &contact, Some(SDP)));
+    h.take(PHONE);
+    test_fault::arm_ended(1);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "BYE", "c6", 2, "z9hG4bKfp1b", ""),
+    );
+    let to_phone = h.take(PHONE);
+    assert!(
+        to_phone
+            .iter()
+            .all(|m| matches!(m, Message::Response(r) if r.status() >= 400)),
+        "{to_phone:?}"
+    );
+    assert_eq!(to_phone.len(), 1, "its final answer, once");
+    assert_eq!(h.cdrs.len(), 1);
+    assert!(h.cdrs[0].answer.is_none());
+}
