@@ -93,7 +93,14 @@ impl Call {
                 cx.respond(id, &req, 481, "Call/Transaction Does Not Exist", &[]);
             }
             // A second INVITE from a peer before we answered its first (RFC 3261 §14.2).
-            Method::Invite if self.relayed_invite_from(side) => cx.respond_retry_later(id, &req),
+            Method::Invite if self.relayed_from(side, Method::Invite) => {
+                cx.respond_retry_later(id, &req)
+            }
+            // So too a second UPDATE before its first has its final answer (RFC 3311 §5.2),
+            // offer or not: relayed, the far peer would refuse one of the two.
+            Method::Update if self.relayed_from(side, Method::Update) => {
+                cx.respond_retry_later(id, &req)
+            }
             // An INVITE of ours toward it is under way: glare (RFC 3261 §14.2).
             Method::Invite if self.invite_toward(side) => {
                 cx.respond(id, &req, 491, "Request Pending", &[]);
@@ -289,10 +296,11 @@ impl Call {
     }
 
     /// An INVITE from `side`'s peer is relayed and not answered yet.
-    fn relayed_invite_from(&self, side: Side) -> bool {
+    /// A request of `method` from `side` is relayed and not yet finally answered.
+    fn relayed_from(&self, side: Side, method: Method) -> bool {
         self.relayed
             .iter()
-            .any(|(_, r)| r.origin == side && r.origin_req.method() == Method::Invite)
+            .any(|(_, r)| r.origin == side && r.origin_req.method() == method)
     }
 
     /// An INVITE of ours toward `side`'s peer is under way: relayed to it, our refresh, or

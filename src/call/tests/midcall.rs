@@ -1782,3 +1782,23 @@ fn no_invite_goes_to_a_leg_whose_last_2xx_waits_for_its_ack() {
     assert!(h.take_requests(PHONE, Method::Invite).is_empty());
     assert_eq!(h.statuses(CARRIER_A), vec![491]);
 }
+
+/// A second UPDATE before the first has its final answer gets 500 with Retry-After (RFC 3311
+/// §5.2), offer or not; once the first is answered, the next goes on. Before, both were
+/// relayed, and the far peer refused one of them.
+#[test]
+fn a_second_update_before_the_first_is_answered_gets_500_with_retry_after() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 2, "z9hG4bKup1", ""));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 3, "z9hG4bKup2", ""));
+    let refused = h.response_with(PHONE, 500, "the second UPDATE's 500");
+    assert!(refused.header(&Hdr::RETRY_AFTER).is_some());
+    assert!(h.take_requests(CARRIER_A, Method::Update).is_empty());
+    h.recv_msg(CARRIER_A, reply(&up, 200, "carrier1", &[], None));
+    assert_eq!(h.statuses(PHONE), vec![200]);
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 4, "z9hG4bKup3", ""));
+    h.one_request(CARRIER_A, Method::Update);
+}
