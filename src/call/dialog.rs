@@ -91,6 +91,16 @@ pub fn allow_of(tokens: Vec<String>) -> Option<MethodSet> {
 }
 
 impl Dialog {
+    /// The peer answered `method` with 405 or 501: it takes it no more, whatever its
+    /// `Allow` said (or, without one, every other method still may be tried).
+    pub fn peer_refuses(&mut self, method: &str) {
+        let mut allows = self
+            .peer_allows
+            .unwrap_or_else(|| MethodSet::from_tokens(&METHODS));
+        allows.remove(method);
+        self.peer_allows = Some(allows);
+    }
+
     /// Whether the peer may be sent `method` (unknown counts as yes).
     pub fn peer_allows(&self, method: &Method) -> bool {
         self.peer_allows.is_none_or(|a| a.contains(method.as_str()))

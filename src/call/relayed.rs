@@ -152,6 +152,16 @@ impl Call {
             };
             return self.relayed.push((txn, again));
         }
+        // A peer that refuses a relayed UPDATE as a method (its `Allow` said otherwise, or
+        // nothing) takes it no more: the next offer toward it goes as a re-INVITE, a
+        // bodiless one is answered here, as toward any peer that takes no UPDATE.
+        if final_
+            && matches!(status, 405 | 501)
+            && rel.sent.method() == Method::Update
+            && let Some(leg) = self.dialog_mut(far)
+        {
+            leg.peer_refuses("UPDATE");
+        }
         if final_ && !resp.is_success() {
             self.offer_not_taken(cx, &rel);
             if rel.method == Method::Prack {

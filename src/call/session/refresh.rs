@@ -299,9 +299,8 @@ impl Call {
                 self.refresh_by[side] = RefreshBy::Invite;
                 if matches!(status, 405 | 501)
                     && let Some(leg) = self.dialog_mut(side)
-                    && let Some(allows) = leg.peer_allows.as_mut()
                 {
-                    allows.remove("UPDATE");
+                    leg.peer_refuses("UPDATE");
                 }
                 if self.sdp[side].as_ref().is_some_and(|s| s.sent.is_some()) {
                     // One INVITE at a time within a dialog (RFC 3261 §14.1): while another is

@@ -1802,3 +1802,27 @@ fn a_second_update_before_the_first_is_answered_gets_500_with_retry_after() {
     h.recv(PHONE, &from_phone("UPDATE", &tag, 4, "z9hG4bKup3", ""));
     h.one_request(CARRIER_A, Method::Update);
 }
+
+/// A far peer that answers a relayed UPDATE 405 (its `Allow` said nothing, or listed UPDATE)
+/// takes UPDATE no more: the next offer toward it goes as a re-INVITE. Before, every hold
+/// and resume by UPDATE got the same 405.
+#[test]
+fn a_peer_that_refuses_a_relayed_update_is_sent_the_next_offer_as_a_reinvite() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let held = SDP.replace(
+        "a=rtpmap:0 PCMU/8000\r\n",
+        "a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n",
+    );
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 2, "z9hG4bKu405a", &held));
+    let up = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(CARRIER_A, reply(&up, 405, "carrier1", &[], None));
+    assert_eq!(h.failures(PHONE), vec![405]);
+    h.recv(PHONE, &from_phone("UPDATE", &tag, 3, "z9hG4bKu405b", &held));
+    let sent = h.requests_to(CARRIER_A);
+    let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
+    assert_eq!(methods, vec![Method::Invite], "the offer, as a re-INVITE");
+    let re = &sent[0];
+    assert!(!re.body().is_empty(), "the offer, as a re-INVITE");
+}
