@@ -19,6 +19,7 @@ use crate::txn::{TimerConfig, TxnLayer, TxnOutput};
 
 mod dispatch;
 pub(in crate::call) mod fault;
+mod ports;
 mod reload;
 
 pub use fault::FaultPlace;
@@ -223,11 +224,6 @@ impl B2bua {
         self.env.limits.calls_named(peer)
     }
 
-    /// Free RTP port pairs (for tests and health).
-    pub fn free_media_ports(&self) -> usize {
-        self.env.pool.available()
-    }
-
     pub fn stats(&self) -> Stats {
         let (c, s) = self.env.txn.len();
         Stats {
@@ -288,23 +284,8 @@ impl B2bua {
             }
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
             Input::MediaFailed(r) => self.with_call(r, now, |c, cx| c.on_media_failure(cx)),
-            Input::MediaPortHeld(port) => {
-                if self.env.pool.withhold(port) {
-                    tracing::warn!(
-                        port,
-                        withheld = self.env.pool.withheld(),
-                        "another socket on this host holds a pair of [media] ports: no call gets it while it does (keep [media] ports out of the kernel's ephemeral range, ip_local_port_range)"
-                    );
-                }
-            }
-            Input::MediaPortFree(port) => {
-                if self.env.pool.release_withheld(port) {
-                    tracing::info!(
-                        port,
-                        "a withheld pair of [media] ports binds again: back in use"
-                    );
-                }
-            }
+            Input::MediaPortHeld(port) => self.port_held(port),
+            Input::MediaPortFree(port) => self.port_free(port),
             Input::Recording { call, news } => {
                 self.with_call(call, now, |c, _| c.on_recording_news(news))
             }
