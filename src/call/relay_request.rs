@@ -202,6 +202,7 @@ impl Call {
                     .as_ref()
                     .and_then(|s| s.received_origin.clone()),
                 media: self.media.as_deref().cloned(),
+                early: self.phase.is_routing(),
                 deferred_2xx: None,
             })
         });

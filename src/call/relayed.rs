@@ -457,6 +457,15 @@ impl Call {
     /// A relayed offer ended without a 2xx: the session is what it was: the SDP a refresh
     /// of the far leg offers again, the origin's last `o=`, the anchored streams.
     pub(super) fn offer_not_taken(&mut self, cx: &mut Cx, rel: &Relayed) {
+        if rel.standing.as_deref().is_some_and(|s| s.early) && !self.phase.is_routing() {
+            // An early offer refused once the call was answered: the answer (the callee's
+            // 2xx, another branch's) stands, and only the offer itself is dropped. Before,
+            // the session before the offer came back: the relay went to the 183's address,
+            // or to a losing branch, for the rest of the call.
+            self.drop_offer_of(cx, rel.origin);
+            self.shown_refused(rel.origin.other());
+            return;
+        }
         let Some(standing) = rel.standing.as_deref() else {
             // A re-INVITE without SDP asked for an offer: one the far leg made in a
             // provisional is not taken either. (Only an INVITE's answers carry one: an

@@ -45,6 +45,9 @@ pub struct Standing {
     pub far_received: Option<String>,
     /// The anchored streams.
     pub media: Option<MediaState>,
+    /// Taken before the call was answered: an answer since (the callee's 2xx, another
+    /// branch's) is what stands once this offer is refused, not this.
+    pub early: bool,
     /// The callee's 2xx to the INVITE (and its transaction), when it came while this offer
     /// (the caller's, in its PRACK) was with the callee: taken once the offer is answered or
     /// not, against the session that leaves (`prack_offer.rs`).

@@ -2287,3 +2287,37 @@ fn a_withheld_media_pair_that_binds_again_is_handed_out_again() {
     h.input(Input::MediaPortFree(30002));
     assert_eq!(h.core.free_media_ports(), free);
 }
+
+/// An early UPDATE offer refused after the callee's 2xx came: the 2xx's session stands, not
+/// what stood before the UPDATE. Before, the relay went back to the 183's address for the
+/// rest of the call.
+#[test]
+fn an_early_update_refused_after_the_answer_leaves_the_answer_standing() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("x6", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        early_taking_update(&inv, "ea", "<sip:a@127.0.0.3>"),
+    );
+    let tag = h
+        .take_responses(PHONE)
+        .iter()
+        .find(|r| r.status() == 183)
+        .and_then(|r| r.to_tag())
+        .expect("183 with a tag");
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        PHONE,
+        &from_phone_in("x6", "UPDATE", &tag, 2, "z9hG4bKx6u", &offer),
+    );
+    let update = h.one_request(CARRIER_A, Method::Update);
+    let answered = SDP.replace("192.0.2.10", "192.0.2.55");
+    let contact = [(Hdr::CONTACT, "<sip:a@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "ea", &contact, Some(&answered)));
+    let at = |h: &H| h.relay_pairs()[0].b_remote.map(|r| r.ip().to_string());
+    assert_eq!(at(&h).as_deref(), Some("192.0.2.55"));
+    h.recv_msg(CARRIER_A, reply(&update, 488, "ea", &[], None));
+    assert!(h.failures(PHONE).contains(&488));
+    assert_eq!(at(&h).as_deref(), Some("192.0.2.55"), "the answer stands");
+}
