@@ -28,6 +28,9 @@ pub struct Dialog {
     /// The methods the peer said it accepts (its `Allow`), once it said; `None`: unknown,
     /// so anything may be tried (RFC 3261 §20.5).
     pub peer_allows: Option<MethodSet>,
+    /// Methods the peer refused (405, 501) in this dialog: out of `peer_allows` whatever a
+    /// later `Allow` of its says.
+    pub peer_refused: MethodSet,
     /// The peer answered the INVITE that made the dialog with a 2xx: a callee's dialog is
     /// confirmed, with or without a tag (an RFC 2543 peer's remote tag is null, RFC 3261
     /// §12.1.2), and ends with BYE, not CANCEL.
@@ -83,6 +86,16 @@ impl MethodSet {
             self.0 &= !b;
         }
     }
+
+    /// This set with `method` (one the gateway knows by name).
+    fn union(self, method: &str) -> MethodSet {
+        MethodSet(self.0 | Self::bit(method).unwrap_or(0))
+    }
+
+    /// This set without the methods of `other`.
+    pub fn without(self, other: MethodSet) -> MethodSet {
+        MethodSet(self.0 & !other.0)
+    }
 }
 
 /// The methods a message's `Allow` lists; `None` without an `Allow`.
@@ -99,6 +112,7 @@ impl Dialog {
             .unwrap_or_else(|| MethodSet::from_tokens(&METHODS));
         allows.remove(method);
         self.peer_allows = Some(allows);
+        self.peer_refused = self.peer_refused.union(method);
     }
 
     /// Whether the peer may be sent `method` (unknown counts as yes).
@@ -204,8 +218,12 @@ impl Dialog {
             self.remote_target = c.into();
         }
         let allow = allow_of(resp.header_tokens(&Hdr::ALLOW));
+        if new_branch {
+            // (Another branch: what this one refuses is its own to say.)
+            self.peer_refused = MethodSet::default();
+        }
         if allow.is_some() || new_branch {
-            self.peer_allows = allow;
+            self.peer_allows = allow.map(|a| a.without(self.peer_refused));
         }
         // A branch's route set is its own response's Record-Route, none if it has none
         // (RFC 3261 §12.1.2): not the route of the branch heard before it.

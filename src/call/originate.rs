@@ -116,6 +116,7 @@ impl B2bua {
             remote_cseq: None,
             target: ingress.address,
             peer_allows: None,
+            peer_refused: Default::default(),
             answered: false,
         };
         let peers: Vec<PeerName> = route1.to.iter().chain(&route2.to).cloned().collect();

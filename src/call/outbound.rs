@@ -85,6 +85,7 @@ pub fn outbound_invite(
         remote_cseq: None,
         target: peer.address,
         peer_allows: None,
+        peer_refused: Default::default(),
         answered: false,
     };
     let mf = match a_req.max_forwards() {

@@ -457,11 +457,22 @@ impl Call {
     /// A relayed offer ended without a 2xx: the session is what it was: the SDP a refresh
     /// of the far leg offers again, the origin's last `o=`, the anchored streams.
     pub(super) fn offer_not_taken(&mut self, cx: &mut Cx, rel: &Relayed) {
-        if rel.standing.as_deref().is_some_and(|s| s.early) && !self.phase.is_routing() {
+        if let Some(standing) = rel.standing.as_deref().filter(|s| s.early)
+            && !self.phase.is_routing()
+        {
             // An early offer refused once the call was answered: the answer (the callee's
-            // 2xx, another branch's) stands, and only the offer itself is dropped. Before,
-            // the session before the offer came back: the relay went to the 183's address,
-            // or to a losing branch, for the rest of the call.
+            // 2xx, another branch's) stands, its media and what it showed the origin, and
+            // only the offer itself is dropped: the far leg was last offered, and the origin
+            // last offered, what they were before it. Before, the whole session before the
+            // offer came back: the relay went to the 183's address, or to a losing branch,
+            // for the rest of the call.
+            if let Some(seen) = self.sdp[rel.origin.other()].as_mut() {
+                seen.sent.clone_from(&standing.far_sent);
+                seen.uncut.clone_from(&standing.far_uncut);
+            }
+            if let Some(seen) = self.sdp[rel.origin].as_mut() {
+                seen.received_origin.clone_from(&standing.origin_received);
+            }
             self.drop_offer_of(cx, rel.origin);
             self.shown_refused(rel.origin.other());
             return;

@@ -262,6 +262,8 @@ async fn serve(
         (opened != OpenedBy::Us).then(tokio::time::Instant::now);
     let mut buf = vec![0u8; 16 * 1024];
     let mut answered = false;
+    // A stranger's messages went to the core (an asked one's answers).
+    let mut delivered = false;
     let source = Target {
         transport: Transport::Tcp,
         addr: peer,
@@ -284,8 +286,12 @@ async fn serve(
         };
         let n = match read {
             Err(_) if begun.is_some() => {
-                crate::ops::metrics::refused("tcp_message_timeout");
-                debug!(%peer, "TCP message not complete in time: closing");
+                // (A stranger that connected back with its answers, all read, just had its
+                // time: nothing of it was refused.)
+                if !delivered || framer.mid_message() {
+                    crate::ops::metrics::refused("tcp_message_timeout");
+                    debug!(%peer, "TCP message not complete in time: closing");
+                }
                 break;
             }
             Err(_) if pong.wrote_lately() => continue,
@@ -386,6 +392,7 @@ async fn serve(
                         if !inbox.try_deliver_stranger(ev) {
                             break 'reading;
                         }
+                        delivered = true;
                         if request {
                             answered = true;
                             break;

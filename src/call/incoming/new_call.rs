@@ -169,6 +169,7 @@ impl B2bua {
             remote_cseq: req.cseq().map(|c| c.0),
             target: self.env.peer_of(&req, source),
             peer_allows: super::super::dialog::allow_of(req.header_tokens(&Hdr::ALLOW)),
+            peer_refused: Default::default(),
             answered: false,
         };
         let media = media_plan(

@@ -192,13 +192,18 @@ impl Call {
         }
     }
 
-    /// The caller's INVITE, still waiting, gets 500 (a 2xx held for its PRACK, its ACK).
+    /// The caller's INVITE, still waiting, gets the final status its CDR gives (500 when
+    /// none was fixed; a 2xx held for its PRACK, its ACK).
     fn answer_caller_after_fault(&mut self, cx: &mut Cx) {
+        let status = (self.phase.end_info())
+            .map(|e| e.status)
+            .filter(|s| *s >= 300)
+            .unwrap_or(500);
         if self.uas_rel.held_2xx.is_some() {
-            self.refuse_held_2xx(cx, 500, None);
+            self.refuse_held_2xx(cx, status, None);
         } else if let Some(txn) = self.caller_txn() {
             let req = self.template().clone();
-            cx.respond(txn, &req, 500, "Server Internal Error", &[]);
+            cx.respond(txn, &req, status, crate::sip::reason_phrase(status), &[]);
         }
     }
 

@@ -2321,3 +2321,48 @@ fn an_early_update_refused_after_the_answer_leaves_the_answer_standing() {
     assert!(h.failures(PHONE).contains(&488));
     assert_eq!(at(&h).as_deref(), Some("192.0.2.55"), "the answer stands");
 }
+
+/// A callee that refused an early UPDATE (405) and then lists UPDATE in its 2xx's `Allow`
+/// still takes none: the next offer goes as a re-INVITE. Before, the 2xx's `Allow` undid
+/// what its 405 said.
+#[test]
+fn an_update_refused_early_stays_refused_whatever_the_answers_allow() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("x7", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        early_taking_update(&inv, "ea", "<sip:a@127.0.0.3>"),
+    );
+    let tag = h
+        .take_responses(PHONE)
+        .iter()
+        .find(|r| r.status() == 183)
+        .and_then(|r| r.to_tag())
+        .expect("183 with a tag");
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        PHONE,
+        &from_phone_in("x7", "UPDATE", &tag, 2, "z9hG4bKx7u", &offer),
+    );
+    let update = h.one_request(CARRIER_A, Method::Update);
+    h.recv_msg(CARRIER_A, reply(&update, 405, "ea", &[], None));
+    assert!(h.failures(PHONE).contains(&405));
+    let allow = "INVITE, ACK, BYE, CANCEL, UPDATE";
+    let headers = [(Hdr::CONTACT, "<sip:a@127.0.0.3>"), (Hdr::ALLOW, allow)];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "ea", &headers, Some(SDP)));
+    phone_acks(&mut h, "x7", &tag, 1, "z9hG4bKx7a");
+    let moved = SDP
+        .replace("o=- 1 1", "o=- 1 3")
+        .replace("192.0.2.10", "192.0.2.66");
+    h.recv(
+        PHONE,
+        &from_phone_in("x7", "UPDATE", &tag, 3, "z9hG4bKx7v", &moved),
+    );
+    let methods: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(methods, vec![Method::Invite], "the offer as a re-INVITE");
+}

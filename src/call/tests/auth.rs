@@ -650,6 +650,31 @@ fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
     );
 }
 
+/// A removal of a shared binding that failed (503) and will be tried again may have
+/// reached the registrar all the same: the kept registration of the same contact registers
+/// again at once, and again after the retry.
+#[test]
+fn a_failed_try_of_a_shared_bindings_removal_is_followed_by_the_kept_ones_register() {
+    let mut h = H::with(two_sbcs());
+    h.apply();
+    let a = h.one_request(CARRIER_A, Method::Register);
+    let b = h.one_request(CARRIER_B, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&a, 3600));
+    h.recv_msg(CARRIER_B, registrar_ok(&b, 3600));
+    h.advance(Duration::from_secs(60));
+    h.reload(Arc::new(registering()));
+    let un = h.one_request(CARRIER_B, Method::Register);
+    h.recv_msg(CARRIER_B, reply(&un, 503, "reg1", &[], None));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(again.call_id(), a.call_id(), "the kept one, at once");
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 3600));
+    h.advance(Duration::from_secs(10));
+    let un2 = h.one_request(CARRIER_B, Method::Register);
+    assert_eq!(un2.header(&Hdr::named("Expires")).as_deref(), Some("0"));
+    h.recv_msg(CARRIER_B, registrar_ok(&un2, 0));
+    h.one_request(CARRIER_A, Method::Register);
+}
+
 /// No rebind where nothing was removed, nor against a registrar's back-off: a dropped
 /// registration that never bound sends no `Expires: 0` and sets the kept one off nothing;
 /// a kept one backing off after a refusal keeps its wait when the other's removal ends.

@@ -335,4 +335,12 @@ fn a_panic_ending_a_call_whose_2xx_was_held_for_prack_answers_the_caller() {
     assert_eq!(to_phone.len(), 1, "its final answer, once");
     assert_eq!(h.cdrs.len(), 1);
     assert!(h.cdrs[0].answer.is_none());
+    let Message::Response(r) = &to_phone[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        r.status(),
+        h.cdrs[0].status,
+        "what the caller got is what the CDR says"
+    );
 }
