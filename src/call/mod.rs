@@ -39,6 +39,7 @@ mod looped;
 mod midcall;
 mod moved;
 mod next_offer;
+mod offer_refused;
 mod originate;
 mod orphan;
 mod outbound;
