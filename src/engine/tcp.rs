@@ -22,7 +22,7 @@ mod keepalive;
 mod registry;
 mod slots;
 mod writer;
-use delivery::{for_the_core, overloaded, pace};
+use delivery::{for_the_core, overloaded, pace, read_message};
 use keepalive::keepalive;
 pub(super) use registry::Registry;
 pub(super) use slots::{Slot, Slots};
@@ -373,13 +373,7 @@ async fn serve(
                         if !heard {
                             break 'reading;
                         }
-                        let ev = Event::Message {
-                            held: msg.held_size(msg.wire_size()),
-                            msg,
-                            source,
-                            at,
-                            screened: false,
-                        };
+                        let ev = read_message(msg, source, at);
                         if let Some(tx) = up.take()
                             && let Err(refused) = inbox.offer(Event::TcpUp { conn, peer, tx })
                         {
@@ -431,13 +425,7 @@ async fn serve(
                     // requests on a trunk's connection). When the queue of new work is
                     // full it is refused here, over the connection it came on.
                     let new_work = super::inbox::is_new_work(&msg);
-                    let ev = Event::Message {
-                        held: msg.held_size(msg.wire_size()),
-                        msg,
-                        source,
-                        at,
-                        screened: false,
-                    };
+                    let ev = read_message(msg, source, at);
                     if new_work {
                         if let Err(ev) = inbox.offer(ev)
                             && let Event::Message { msg, .. } = *ev

@@ -1587,25 +1587,8 @@ fn early_taking_update(inv: &Request, tag: &str, contact: &str) -> Message {
 #[test]
 fn an_update_relayed_to_a_callee_that_fails_ends_with_it() {
     let mut h = anchored();
-    h.recv(PHONE, &invite_with_sdp("x5", SDP));
-    let inv_a = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        early_taking_update(&inv_a, "ea", "<sip:a@127.0.0.3>"),
-    );
-    let tag = h
-        .take_responses(PHONE)
-        .iter()
-        .find(|r| r.status() == 183)
-        .and_then(|r| r.to_tag())
-        .expect("183 with a tag");
     // The phone's new offer in the early dialog goes to the first carrier.
-    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
-    h.recv(
-        PHONE,
-        &from_phone_in("x5", "UPDATE", &tag, 2, "z9hG4bKx5u", &offer),
-    );
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv_a, tag, update) = early_update_to_the_carrier(&mut h, "x5");
     // The first carrier fails before answering it: the phone's UPDATE ends there.
     h.recv_msg(CARRIER_A, reply(&inv_a, 503, "ea", &[], None));
     let inv_b = h.one_request(CARRIER_B, Method::Invite);
@@ -2288,30 +2271,37 @@ fn a_withheld_media_pair_that_binds_again_is_handed_out_again() {
     assert_eq!(h.core.free_media_ports(), free);
 }
 
+/// The phone calls (`id`), carrier-a (which takes UPDATE) answers in a 183 with SDP, and
+/// the phone offers anew in an early UPDATE: the carrier's INVITE, our tag toward the phone,
+/// and the UPDATE the carrier got.
+fn early_update_to_the_carrier(h: &mut H, id: &str) -> (Request, String, Request) {
+    h.recv(PHONE, &invite_with_sdp(id, SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        early_taking_update(&inv, "ea", "<sip:a@127.0.0.3>"),
+    );
+    let tag = (h.take_responses(PHONE).iter())
+        .find(|r| r.status() == 183)
+        .and_then(|r| r.to_tag())
+        .expect("183 with a tag");
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    let branch = format!("z9hG4bK{id}u");
+    h.recv(
+        PHONE,
+        &from_phone_in(id, "UPDATE", &tag, 2, &branch, &offer),
+    );
+    let update = h.one_request(CARRIER_A, Method::Update);
+    (inv, tag, update)
+}
+
 /// An early UPDATE offer refused after the callee's 2xx came: the 2xx's session stands, not
 /// what stood before the UPDATE. Before, the relay went back to the 183's address for the
 /// rest of the call.
 #[test]
 fn an_early_update_refused_after_the_answer_leaves_the_answer_standing() {
     let mut h = anchored();
-    h.recv(PHONE, &invite_with_sdp("x6", SDP));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        early_taking_update(&inv, "ea", "<sip:a@127.0.0.3>"),
-    );
-    let tag = h
-        .take_responses(PHONE)
-        .iter()
-        .find(|r| r.status() == 183)
-        .and_then(|r| r.to_tag())
-        .expect("183 with a tag");
-    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
-    h.recv(
-        PHONE,
-        &from_phone_in("x6", "UPDATE", &tag, 2, "z9hG4bKx6u", &offer),
-    );
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, _tag, update) = early_update_to_the_carrier(&mut h, "x6");
     let answered = SDP.replace("192.0.2.10", "192.0.2.55");
     let contact = [(Hdr::CONTACT, "<sip:a@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv, 200, "ea", &contact, Some(&answered)));
@@ -2328,24 +2318,7 @@ fn an_early_update_refused_after_the_answer_leaves_the_answer_standing() {
 #[test]
 fn an_update_refused_early_stays_refused_whatever_the_answers_allow() {
     let mut h = anchored();
-    h.recv(PHONE, &invite_with_sdp("x7", SDP));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        early_taking_update(&inv, "ea", "<sip:a@127.0.0.3>"),
-    );
-    let tag = h
-        .take_responses(PHONE)
-        .iter()
-        .find(|r| r.status() == 183)
-        .and_then(|r| r.to_tag())
-        .expect("183 with a tag");
-    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
-    h.recv(
-        PHONE,
-        &from_phone_in("x7", "UPDATE", &tag, 2, "z9hG4bKx7u", &offer),
-    );
-    let update = h.one_request(CARRIER_A, Method::Update);
+    let (inv, tag, update) = early_update_to_the_carrier(&mut h, "x7");
     h.recv_msg(CARRIER_A, reply(&update, 405, "ea", &[], None));
     assert!(h.failures(PHONE).contains(&405));
     let allow = "INVITE, ACK, BYE, CANCEL, UPDATE";

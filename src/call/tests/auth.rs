@@ -615,12 +615,9 @@ fn two_sbcs() -> Config {
     carrier_a_copied(registering(), "carrier-a2", CARRIER_B)
 }
 
-/// A reload that drops one of two registrations of the same contact at two registrar
-/// addresses sharing one location database sends the dropped one's `Expires: 0`, which
-/// removes the binding both share (RFC 3261 §10.3): the kept one registers again once that
-/// removal is answered. Before, it stayed unbound, shown up, until its next refresh.
-#[test]
-fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
+/// Both SBCs registered, then a reload drops the second: the harness, the first one's
+/// REGISTER, and the second one's removal.
+fn second_sbc_dropped() -> (H, Request, Request) {
     let mut h = H::with(two_sbcs());
     h.apply();
     let a = h.one_request(CARRIER_A, Method::Register);
@@ -630,6 +627,16 @@ fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
     h.advance(Duration::from_secs(60));
     h.reload(Arc::new(registering()));
     let un = h.one_request(CARRIER_B, Method::Register);
+    (h, a, un)
+}
+
+/// A reload that drops one of two registrations of the same contact at two registrar
+/// addresses sharing one location database sends the dropped one's `Expires: 0`, which
+/// removes the binding both share (RFC 3261 §10.3): the kept one registers again once that
+/// removal is answered. Before, it stayed unbound, shown up, until its next refresh.
+#[test]
+fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
+    let (mut h, a, un) = second_sbc_dropped();
     assert_eq!(un.header(&Hdr::named("Expires")).as_deref(), Some("0"));
     assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
     h.recv_msg(CARRIER_B, registrar_ok(&un, 0));
@@ -655,15 +662,7 @@ fn a_removal_of_a_shared_binding_is_followed_by_the_kept_ones_register() {
 /// again at once, and again after the retry.
 #[test]
 fn a_failed_try_of_a_shared_bindings_removal_is_followed_by_the_kept_ones_register() {
-    let mut h = H::with(two_sbcs());
-    h.apply();
-    let a = h.one_request(CARRIER_A, Method::Register);
-    let b = h.one_request(CARRIER_B, Method::Register);
-    h.recv_msg(CARRIER_A, registrar_ok(&a, 3600));
-    h.recv_msg(CARRIER_B, registrar_ok(&b, 3600));
-    h.advance(Duration::from_secs(60));
-    h.reload(Arc::new(registering()));
-    let un = h.one_request(CARRIER_B, Method::Register);
+    let (mut h, a, un) = second_sbc_dropped();
     h.recv_msg(CARRIER_B, reply(&un, 503, "reg1", &[], None));
     let again = h.one_request(CARRIER_A, Method::Register);
     assert_eq!(again.call_id(), a.call_id(), "the kept one, at once");

@@ -45,6 +45,18 @@ pub(super) async fn pace(
     })
 }
 
+/// A message read from `source` at `at`, as the core's queues take it (unscreened: the
+/// connection's source is its own).
+pub(super) fn read_message(msg: crate::sip::Message, source: Target, at: Instant) -> Event {
+    Event::Message {
+        held: msg.held_size(msg.wire_size()),
+        msg,
+        source,
+        at,
+        screened: false,
+    }
+}
+
 /// A framed message, or what the core hears of one that is not one.
 pub(super) fn for_the_core(
     framed: Framed,
