@@ -262,6 +262,8 @@ pub(crate) mod test_fault {
         static CORE: Cell<u32> = const { Cell::new(0) };
         static NEW_CALL: Cell<u32> = const { Cell::new(0) };
         static ENDED: Cell<u32> = const { Cell::new(0) };
+        static RELOAD: Cell<u32> = const { Cell::new(0) };
+        static ANSWERED: Cell<u32> = const { Cell::new(0) };
     }
 
     fn armed(place: FaultPlace) -> &'static std::thread::LocalKey<Cell<u32>> {
@@ -289,14 +291,6 @@ pub(crate) mod test_fault {
     /// The fault point of [`arm_new_call`].
     pub(crate) fn strike_new_call() {
         strike_on(&NEW_CALL);
-    }
-
-    thread_local! {
-        static RELOAD: Cell<u32> = const { Cell::new(0) };
-    }
-
-    thread_local! {
-        static ANSWERED: Cell<u32> = const { Cell::new(0) };
     }
 
     /// The next `n` callees' 2xx handled on this thread panic once the call counts as
