@@ -96,14 +96,6 @@ impl Registrations {
                 e.removes = !e.reg.is_done();
             }
         }
-        // A removal waiting to be tried again whose binding is wanted again is not sent (it
-        // would undo the new registration's REGISTER).
-        for e in &mut self.regs {
-            if e.reg.removes_later() && wanted.iter().any(|(p, _)| p.same_binding(&e.params)) {
-                e.reg.end_keeping_binding();
-                e.removes = false;
-            }
-        }
         for w in wanted {
             if self.regs.iter().any(|e| kept(e) && same(e, &w)) {
                 continue;
