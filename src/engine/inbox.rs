@@ -389,7 +389,7 @@ impl Inbox {
             .position(|&b| b == b' ')
             .is_some_and(|n| (1..=16).contains(&n) && data[..n].iter().all(u8::is_ascii_uppercase));
         let heard = if data.starts_with(b"SIP/2.0 ") {
-            if !self.asked.may_answer(ip, now) {
+            if !self.stranger_may_send(ip, StrangerSends::Response, now) {
                 crate::ops::metrics::refused("unasked_response");
                 return false;
             }
@@ -400,16 +400,38 @@ impl Inbox {
                 self.asked.asked(ip, now);
             }
             true
+        } else if request {
+            let ack = data.starts_with(b"ACK ");
+            self.stranger_may_send(ip, StrangerSends::Request { ack }, now)
         } else {
-            self.config.load().protect.unknown_sources == crate::config::UnknownSources::Reject
-                && request
-                && !data.starts_with(b"ACK ")
+            false
         };
         if !heard {
             self.tally.count_stranger(ip);
         }
         heard
     }
+
+    /// Whether a source no profile knows may be heard with what it sends: a response to a
+    /// request we sent it lately, or, with `[protect] unknown_sources = "reject"`, a request
+    /// that is not an ACK (for its 403). The one rule for its datagrams' first bytes
+    /// ([`Inbox::hears_stranger`]) and for each message on its TCP connection.
+    pub(crate) fn stranger_may_send(&self, ip: IpAddr, sends: StrangerSends, now: Instant) -> bool {
+        match sends {
+            StrangerSends::Response => self.asked.may_answer(ip, now),
+            StrangerSends::Request { ack } => {
+                !ack && self.config.load().protect.unknown_sources
+                    == crate::config::UnknownSources::Reject
+            }
+        }
+    }
+}
+
+/// What a stranger sends, as [`Inbox::stranger_may_send`] judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StrangerSends {
+    Response,
+    Request { ack: bool },
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::Event;
-use super::inbox::Inbox;
+use super::inbox::{Inbox, StrangerSends};
 use crate::config::UnknownSources;
 use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport};
 
@@ -360,17 +360,14 @@ async fn serve(
                             break 'reading;
                         };
                         // (The read's first bytes were looked at; what follows them is too.)
-                        let (request, heard) = match &msg {
-                            crate::sip::Message::Request(r) => (
-                                true,
-                                inbox.unknown_sources() == UnknownSources::Reject
-                                    && r.method() != crate::sip::Method::Ack,
-                            ),
-                            crate::sip::Message::Response(_) => {
-                                (false, inbox.may_answer(peer.ip(), at))
-                            }
+                        let sends = match &msg {
+                            crate::sip::Message::Request(r) => StrangerSends::Request {
+                                ack: r.method() == crate::sip::Method::Ack,
+                            },
+                            crate::sip::Message::Response(_) => StrangerSends::Response,
                         };
-                        if !heard {
+                        let request = sends != StrangerSends::Response;
+                        if !inbox.stranger_may_send(peer.ip(), sends, at) {
                             break 'reading;
                         }
                         let ev = read_message(msg, source, at);
