@@ -212,7 +212,18 @@ impl Call {
             if let Some(before) = standing.as_ref().and_then(|s| s.media.as_ref()) {
                 self.media_as_before(cx, before);
             }
-            debug!(call_id = %self.call_id(), error = ?e, "{method} offer refused");
+            match e {
+                // An operator's sizing problem, not a peer's: said as loudly as for a new
+                // call, and in the CDR (a call whose video could not be added, say).
+                anchor::AnchorError::NoPorts => {
+                    warn!(call_id = %self.call_id(), "no RTP ports left: {method} offer refused with 488");
+                    self.events
+                        .push(super::events::CallEvent::MediaPortsExhausted);
+                }
+                anchor::AnchorError::Unreadable(e) => {
+                    debug!(call_id = %self.call_id(), error = %e, "{method} offer refused")
+                }
+            }
             return self.refuse_relay(cx, id, &req, 488, "Not Acceptable Here", &[]);
         }
         self.carry_identity(&cx.env.local, other, &mut out);

@@ -260,6 +260,57 @@ fn an_exhausted_pool_refuses_the_call_with_503() {
     assert_eq!(c.cause, 47);
 }
 
+/// A re-INVITE adding a stream when the pool is dry is refused with 488 (the call goes on)
+/// and said as a new call's would be: a warning and the CDR's `media_ports_exhausted`.
+#[test]
+fn a_stream_added_mid_call_with_the_pool_dry_gets_488_and_the_cdr_says_why() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("dry1", "z9hG4bKdry1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("dry1", "ACK", &tag, 1, "z9hG4bKdry1a", ""),
+    );
+    // Other calls take the rest of the pool.
+    for i in 0..2 {
+        h.recv(
+            PHONE,
+            &invite_text(
+                &format!("dry-o{i}"),
+                &format!("z9hG4bKdo{i}"),
+                "+8610123",
+                "",
+            ),
+        );
+    }
+    h.take_requests(CARRIER_A, Method::Invite);
+    h.take_responses(PHONE);
+    let two = format!("{SDP}m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n");
+    h.recv(
+        PHONE,
+        &from_phone_in("dry1", "INVITE", &tag, 2, "z9hG4bKdry2", &two),
+    );
+    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
+    h.recv(
+        PHONE,
+        &from_phone_in("dry1", "ACK", &tag, 2, "z9hG4bKdry2", ""),
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("dry1", "BYE", &tag, 3, "z9hG4bKdry3", ""),
+    );
+    let cdr = h.cdrs.iter().find(|c| c.call_id == "dry1").unwrap();
+    assert_eq!(cdr.call_tag, CallTag::CallerBye, "the call went on");
+    assert!(
+        cdr.events.iter().any(|e| e == "media_ports_exhausted"),
+        "{:?}",
+        cdr.events
+    );
+}
+
 #[test]
 fn reinvite_moving_media_updates_the_relay_without_new_ports() {
     let mut h = anchored();
