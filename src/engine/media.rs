@@ -260,6 +260,10 @@ impl Relays {
                 });
                 let thread = &self.threads[placed.thread];
                 let streams = &mut placed.streams;
+                // A stream that cannot open ends a call with nothing relayed yet (no audio at
+                // all); one added to a call already relaying (video, by a re-INVITE) leaves
+                // the call up on the streams it has, and is tried again at its next update.
+                let relaying = !streams.is_empty();
                 unrecord_gone(streams, &pairs);
                 for p in pairs {
                     // Only the first G.711 audio stream is recorded (the voice of a call
@@ -304,7 +308,9 @@ impl Relays {
                                     if e.kind() == std::io::ErrorKind::AddrInUse {
                                         self.held.note(&self.closing, self.ip, &p);
                                     }
-                                    if !self.failed.contains(&call) {
+                                    if relaying {
+                                        warn!(call, "the call goes on without that stream");
+                                    } else if !self.failed.contains(&call) {
                                         self.failed.push(call);
                                     }
                                 }

@@ -829,3 +829,38 @@ fn a_port_another_socket_holds_is_reported_until_it_binds_again() {
     r.apply(relay(2, port));
     assert!(r.failed_calls().is_empty());
 }
+
+/// A stream a re-INVITE adds (video) whose port another socket holds: the call goes on on
+/// the stream it had, the pair is reported held, and the stream opens at the call's next
+/// update once its port is free. Before, the whole answered call was released.
+#[test]
+fn a_stream_added_to_a_relaying_call_that_cannot_open_leaves_the_call_up() {
+    let mut r = Relays::new("127.0.0.1".parse().unwrap(), 1, None).unwrap();
+    let (audio, video) = (free_quad(), free_quad());
+    r.apply(relay(1, audio));
+    assert!(r.failed_calls().is_empty());
+    let squatter = std::net::UdpSocket::bind(("127.0.0.1", video + 2)).unwrap();
+    let both = || MediaAction::Relay {
+        call: 1,
+        pairs: vec![
+            RelayPair::plain(audio, audio + 2, (None, None), Latch::Any),
+            RelayPair::plain(video, video + 2, (None, None), Latch::Any),
+        ],
+        record: None,
+        rtp_timeout: None,
+    };
+    r.apply(both());
+    assert!(r.failed_calls().is_empty(), "the call is not failed");
+    assert_eq!(r.streams(), 1, "its audio still relays");
+    assert_eq!(r.held_ports(std::time::Instant::now()).0, vec![video + 2]);
+    drop(squatter);
+    r.apply(both());
+    assert_eq!(r.streams(), 2, "opened at the next update");
+    // A call with nothing relayed yet still fails when its stream cannot open.
+    let lone = free_quad();
+    let _held = std::net::UdpSocket::bind(("127.0.0.1", lone)).unwrap();
+    r.apply(relay(2, lone));
+    assert_eq!(r.failed_calls(), vec![2]);
+    r.apply(release(1));
+    r.apply(release(2));
+}
