@@ -66,6 +66,11 @@ pub enum CallEvent {
     RecordingStopped,
     /// The recording's file was removed while the call was up: recording stopped, no file.
     RecordingRemoved,
+    /// This side's REFER was relayed and accepted (2xx) by the other leg: a transfer.
+    Transfer(Side),
+    /// The transferee's last report on a transfer (`Subscription-State: terminated`): the
+    /// status of the call it placed (its `message/sipfrag` status line).
+    TransferResult(u16),
 }
 
 impl fmt::Display for CallEvent {
@@ -99,6 +104,8 @@ impl fmt::Display for CallEvent {
             CallEvent::RecordingNotStarted => f.write_str("recording_not_started"),
             CallEvent::RecordingStopped => f.write_str("recording_stopped"),
             CallEvent::RecordingRemoved => f.write_str("recording_removed"),
+            CallEvent::Transfer(side) => write!(f, "transfer_by_{}", side.party()),
+            CallEvent::TransferResult(status) => write!(f, "transfer_result_{status}"),
         }
     }
 }

@@ -7,6 +7,7 @@ use tracing::{debug, warn};
 use super::Side;
 use super::challenge::is_challenge;
 use super::cx::Cx;
+use super::events::CallEvent;
 use super::prack_offer::PrackOfferEnd;
 use super::state::{Call, Relayed, TxnRole};
 use super::timers::CallTimer;
@@ -106,8 +107,12 @@ impl Call {
         }
         // A REFER refused made no subscription: no report may come on it (one that came
         // would reach the referrer as the transfer's outcome).
-        if final_ && !resp.is_success() && rel.method == Method::Refer {
-            self.refer_refused(far, rel.sent.seq());
+        if final_ && rel.method == Method::Refer {
+            if resp.is_success() {
+                self.events.push(CallEvent::Transfer(rel.origin));
+            } else {
+                self.refer_refused(far, rel.sent.seq());
+            }
         }
         // A transferee's final report (`Subscription-State: terminated`, RFC 6665 §4.1.3),
         // answered by the referrer: the subscription is over, and a later NOTIFY on it gets
@@ -120,6 +125,9 @@ impl Call {
             && (rel.origin_req.header(&Hdr::named("Subscription-State")))
                 .is_some_and(|s| super::transfer::is_terminated(&s))
         {
+            if let Some(result) = super::transfer::sipfrag_status(rel.origin_req.body()) {
+                self.events.push(CallEvent::TransferResult(result));
+            }
             self.refer_subscription_ended(rel.origin, &event);
         }
         if final_ && self.for_a_losing_branch(cx, &mut rel, 500, "Server Internal Error") {

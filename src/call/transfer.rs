@@ -86,6 +86,19 @@ pub(super) fn is_terminated(value: &str) -> bool {
     leads_with(value, "terminated")
 }
 
+/// The status of a transfer's progress report: its `message/sipfrag` body's status line
+/// (RFC 3515 §2.4.5), `SIP/2.0 200 OK`.
+pub(super) fn sipfrag_status(body: &[u8]) -> Option<u16> {
+    let rest = body.strip_prefix(b"SIP/2.0 ")?;
+    let digits = rest.get(..3)?;
+    let status: u16 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let ends = rest
+        .get(3)
+        .is_none_or(|c| matches!(c, b' ' | b'\r' | b'\n'));
+    ((100..700).contains(&status) && ends && digits.iter().all(u8::is_ascii_digit))
+        .then_some(status)
+}
+
 /// Whether an `Event` value is the `refer` package (RFC 3515 §2.4.4), with or without an id.
 pub(super) fn is_refer_event(value: &str) -> bool {
     leads_with(value, "refer")
@@ -97,4 +110,24 @@ fn leads_with(value: &str, word: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sipfrag_status;
+
+    #[test]
+    fn a_sipfrags_status_is_read_from_its_status_line_only() {
+        assert_eq!(sipfrag_status(b"SIP/2.0 180 Ringing\r\n"), Some(180));
+        assert_eq!(sipfrag_status(b"SIP/2.0 603"), Some(603));
+        for no in [
+            &b"SIP/2.0 2000 OK"[..],
+            b"SIP/2.0 +20 OK",
+            b"SIP/2.0 099 x",
+            b"INVITE sip:a SIP/2.0",
+            b"",
+        ] {
+            assert_eq!(sipfrag_status(no), None, "{}", String::from_utf8_lossy(no));
+        }
+    }
 }

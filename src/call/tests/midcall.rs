@@ -786,6 +786,50 @@ fn a_final_report_the_referrer_refused_for_now_is_relayed_again() {
     assert_eq!(h.statuses(CARRIER_A), [481]);
 }
 
+/// A transfer is in the CDR: the REFER accepted (`transfer_by_caller`) and the transferee's
+/// final report's status (`transfer_result_200`); a refused REFER says nothing. Before, a
+/// CDR showed a transferred call as one the caller hung up.
+#[test]
+fn a_transfer_and_its_outcome_are_in_the_cdr() {
+    let mut h = pbx_transferring(true);
+    let (inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &phone_refer(&tag, 2, "z9hG4bKtc2", "<sip:+8610456@10.0.0.9>"),
+    );
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    h.recv_msg(CARRIER_A, reply(&out, 403, "carrier1", &[], None));
+    h.recv(
+        PHONE,
+        &phone_refer(&tag, 3, "z9hG4bKtc3", "<sip:+8610456@10.0.0.9>"),
+    );
+    let out = h.one_request(CARRIER_A, Method::Refer);
+    h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
+    let event = format!("refer;id={}", out.seq());
+    let frag = "SIP/2.0 200 OK\r\n";
+    let report = carrier_notify(&inv, 1, "z9hG4bKtcn", &event, "terminated").replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{frag}",
+            frag.len()
+        ),
+    );
+    h.recv(CARRIER_A, &report);
+    let n = h.one_request(PHONE, Method::Notify);
+    h.recv_msg(PHONE, reply(&n, 200, &tag, &[], None));
+    h.recv(PHONE, &from_phone("BYE", &tag, 4, "z9hG4bKtc4", ""));
+    let events = &h.cdrs[0].events;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.starts_with("transfer_"))
+            .collect::<Vec<_>>(),
+        ["transfer_by_caller", "transfer_result_200"],
+        "{events:?}"
+    );
+}
+
 /// A REFER the transferee refused made no subscription: a NOTIFY on it afterwards gets 481
 /// and does not reach the referrer. Before, it was relayed as the transfer's outcome.
 #[test]
