@@ -42,7 +42,7 @@ EXPOSE 5060/udp 5060/tcp 5080/udp 9464/tcp 20000-20999/udp
 # [metrics] allow (the probe connects from there).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
-# SIGTERM drains calls for [shutdown] drain_s (30 s): stop with `docker stop -t 50`.
+# SIGTERM drains calls for [shutdown] drain_s (30 s): stop with `docker stop -t 55`.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/trunkgate"]
 CMD ["run", "--config", "/etc/trunkgate/gateway.toml", "--log-format", "json"]

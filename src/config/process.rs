@@ -128,11 +128,13 @@ pub(super) fn metrics(
 /// CDR file's close and its
 /// retries (at most `cdr::CLOSE_WAIT`, 6 s), the recordings' close (at most
 /// `engine::WAV_CLOSE_WAIT`, 2 s), the relay threads' join (1 s), the pid file's removal
-/// (0.5 s), the runtime's own shutdown (1 s), the log's flush (1 s), and a second to spare
+/// (0.5 s), the runtime's own shutdown (1 s), the log's flush (1 s), the TCP connections'
+/// last writes (at most `engine::lifecycle`'s `TCP_FLUSH`, 1 s), lost CDRs' lines on their
+/// way to standard error (at most `cdr::writer`'s `LOST_DRAIN`, 2 s), and a second to spare
 /// (rounded up).
-const STOP_AFTER_DRAIN_S: u64 = 19;
+const STOP_AFTER_DRAIN_S: u64 = 22;
 /// The stop timeout of the shipped systemd unit and of the README's `docker stop -t`.
-const SHIPPED_STOP_TIMEOUT_S: u64 = 50;
+const SHIPPED_STOP_TIMEOUT_S: u64 = 55;
 
 /// `[shutdown] drain_s`. One longer than the shipped stop timeouts allow is a warning: the
 /// process would be killed with calls still up, and those calls would get no BYE and no CDR.

@@ -1358,7 +1358,7 @@ fn metrics_scrapers_default_to_loopback_and_are_bounded() {
 fn a_drain_longer_than_the_shipped_stop_timeouts_is_a_warning() {
     let load = |extra: &str| load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles());
     let said = |c: &Config| -> Vec<String> { c.warnings.iter().map(|w| w.to_string()).collect() };
-    let c = load("\n[shutdown]\ndrain_s = 31\n").unwrap();
+    let c = load("\n[shutdown]\ndrain_s = 33\n").unwrap();
     assert!(
         said(&c).iter().all(|w| !w.contains("drain_s")),
         "{:?}",
@@ -1369,8 +1369,8 @@ fn a_drain_longer_than_the_shipped_stop_timeouts_is_a_warning() {
     assert!(
         said(&c)
             .iter()
-            .any(|w| w.contains("drain_s = 60: stopping can take 79 s")
-                && w.contains("TimeoutStopSec=50")),
+            .any(|w| w.contains("drain_s = 60: stopping can take 82 s")
+                && w.contains("TimeoutStopSec=55")),
         "{:?}",
         said(&c)
     );
