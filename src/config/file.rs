@@ -99,6 +99,7 @@ pub struct RecordingSection {
     pub dir: Option<String>,
     pub format: Option<Spanned<String>>,
     pub jitter_ms: Option<Spanned<u64>>,
+    pub min_free_mb: Option<Spanned<u64>>,
 }
 
 /// `[media]` of a profile.

@@ -97,7 +97,15 @@ pub(super) struct Recording {
     pub dir: PathBuf,
     pub stereo: bool,
     pub jitter: Duration,
+    pub min_free: u64,
 }
+
+/// `[recording] min_free_mb` by default: recordings stop with 512 MiB left on their file
+/// system, ahead of the CDR file that shares it by default (a stereo recording is about
+/// 115 MB an hour).
+const DEFAULT_MIN_FREE_MB: u64 = 512;
+/// The most `[recording] min_free_mb` may be (1 TiB).
+const MAX_MIN_FREE_MB: u64 = 1 << 20;
 
 /// `[recording]`; a relative `dir` is under `base`, the directory of gateway.toml.
 pub(super) fn recording(
@@ -131,11 +139,23 @@ pub(super) fn recording(
         }
         None => Duration::from_millis(60),
     };
+    let min_free_mb = match &s.min_free_mb {
+        Some(m) if *m.get_ref() <= MAX_MIN_FREE_MB => *m.get_ref(),
+        Some(m) => {
+            errs.push(at(
+                m.span(),
+                format!("[recording] min_free_mb must be 0..={MAX_MIN_FREE_MB}"),
+            ));
+            DEFAULT_MIN_FREE_MB
+        }
+        None => DEFAULT_MIN_FREE_MB,
+    };
     let dir = base.join(s.dir.as_deref().unwrap_or("var/recordings"));
     Recording {
         dir,
         stereo,
         jitter,
+        min_free: min_free_mb << 20,
     }
 }
 

@@ -228,6 +228,8 @@ pub struct Config {
     pub recording_stereo: bool,
     /// `[recording] jitter_ms`.
     pub recording_jitter: Duration,
+    /// `[recording] min_free_mb`, in bytes (0: none kept free).
+    pub recording_min_free: u64,
     /// `[metrics]`: the `/metrics` address (None when disabled), who may scrape it.
     pub metrics: process::MetricsConfig,
     pub profiles: HashMap<PeerName, Arc<Profile>>,
@@ -324,6 +326,7 @@ impl Config {
             dir: recording_dir,
             stereo: recording_stereo,
             jitter: recording_jitter,
+            min_free: recording_min_free,
         } = media::recording(&file.recording, &base, &at, &mut errs);
         let mut warnings = Vec::new();
         let metrics = process::metrics(&file.metrics, &at, &mut errs, &mut warnings);
@@ -475,6 +478,7 @@ impl Config {
             recording_dir,
             recording_stereo,
             recording_jitter,
+            recording_min_free,
             profiles,
             peers: Default::default(),
             routes,

@@ -1701,3 +1701,18 @@ fn only_sources_a_reload_no_longer_hears_are_departed() {
         "{moved:?}"
     );
 }
+
+#[test]
+fn recordings_keep_512_mib_free_by_default_and_the_floor_is_bounded() {
+    let load = |extra: &str| load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles());
+    assert_eq!(load("").unwrap().recording_min_free, 512 << 20);
+    let c = load("\n[recording]\nmin_free_mb = 0\n").unwrap();
+    assert_eq!(c.recording_min_free, 0);
+    let text = load("\n[recording]\nmin_free_mb = 1048577\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("[recording] min_free_mb must be 0..=1048576"),
+        "{text}"
+    );
+}

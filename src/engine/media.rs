@@ -157,6 +157,13 @@ impl Relays {
         (self.held.take_new(), free)
     }
 
+    /// `[recording] min_free_mb` (at start and each reload).
+    pub(super) fn keep_recordings_free(&self, bytes: u64) {
+        if let Some(wav) = &self.wav {
+            wav.keep_free(bytes);
+        }
+    }
+
     /// Calls whose relay could not open or whose stream stopped on its relay thread (a
     /// stream only stops when the call is released, so any other end is a failure). Each is
     /// reported once.

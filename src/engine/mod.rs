@@ -132,6 +132,7 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
     wav::check_recording_dir(&cfg).map_err(|e| anyhow::anyhow!(e))?;
     let (wav, wav_thread) =
         wav::WavWriters::start().context("cannot start the recording writer")?;
+    wav.keep_free(cfg.recording_min_free);
     // The pid file `trunkgate reload` finds the process by (beside the CDR file).
     let control = match crate::ops::control::Control::start(&cfg) {
         Ok(c) => Some(c),

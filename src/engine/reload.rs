@@ -163,6 +163,7 @@ impl Shell {
             "configuration reloaded"
         );
         self.cdr.set_fail_closed(cfg.cdr_fail_closed);
+        self.media.keep_recordings_free(cfg.recording_min_free);
         // The addresses of peers this reload removes or moves stay known to the TCP accept
         // gate while calls up now last (the core hears only their own dialogs' requests);
         // remembered before the new configuration is in place, so no connection falls
@@ -334,10 +335,12 @@ pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
                 &old.recording_dir,
                 old.recording_stereo,
                 old.recording_jitter,
+                old.recording_min_free,
             ) != (
                 &new.recording_dir,
                 new.recording_stereo,
                 new.recording_jitter,
+                new.recording_min_free,
             ),
         ),
         (

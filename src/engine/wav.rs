@@ -114,6 +114,8 @@ pub struct WavWriters {
     /// Opens sent and not yet taken by the thread.
     queued_opens: Arc<std::sync::atomic::AtomicUsize>,
     news: News,
+    /// `[recording] min_free_mb`, in bytes (0: no floor).
+    min_free: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -128,16 +130,19 @@ impl WavWriters {
         let stopped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let queued_opens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let news = News::default();
+        let min_free = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (counted, taken, told) = (stopped.clone(), queued_opens.clone(), news.clone());
+        let floor = min_free.clone();
         let h = std::thread::Builder::new()
             .name("wav-writer".into())
-            .spawn(move || thread::run_restarting(&rx, &counted, &taken, &told))?;
+            .spawn(move || thread::run_restarting(&rx, &counted, &taken, &told, &floor))?;
         Ok((
             WavWriters {
                 tx,
                 stopped,
                 queued_opens,
                 news,
+                min_free,
             },
             h,
         ))
@@ -150,6 +155,13 @@ impl WavWriters {
             .lock()
             .map(|mut n| std::mem::take(&mut *n))
             .unwrap_or_default()
+    }
+
+    /// Recordings start, and go on, only while the file system of theirs has `bytes` free
+    /// (`[recording] min_free_mb`; 0: to the last byte).
+    pub fn keep_free(&self, bytes: u64) {
+        self.min_free
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many recordings the disk refused so far.
@@ -206,7 +218,9 @@ impl WavWriters {
 }
 
 struct Open {
-    writer: hound::WavWriter<BufWriter<File>>,
+    writer: file::Writer,
+    /// The file the writer writes, to see whether it still has a name.
+    file: Arc<File>,
     /// The pass (of [`SLICES`]) that drains this recording.
     slice: u32,
     rec: SharedRecorder,
@@ -234,6 +248,10 @@ struct Files<'a> {
     /// the partial file.
     failed: HashMap<u64, PathBuf>,
     stopped: &'a std::sync::atomic::AtomicU64,
+    /// [`WavWriters::keep_free`].
+    min_free: &'a std::sync::atomic::AtomicU64,
+    /// Recordings are being refused for want of space: said once, not for every call.
+    low_space: bool,
     written: metrics::Counter,
     /// The slice the next recording opened joins: round robin, so slices stay even.
     next_slice: u32,
@@ -290,6 +308,10 @@ impl Files<'_> {
             tracing::error!(path = %path.display(), error = %e, "cannot create recording folder: the call goes on unrecorded");
             return;
         }
+        if (path.parent()).is_some_and(|d| short_of_space(self.min_free, &mut self.low_space, d)) {
+            self.refused_for(id, "space", RecordingNews::NotStarted);
+            return;
+        }
         let spec = hound::WavSpec {
             channels: if stereo { 2 } else { 1 },
             sample_rate: 8000,
@@ -301,11 +323,12 @@ impl Files<'_> {
                 hound::Error::from(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
             })
             .and_then(|p| {
-                let file = file::private_file(&p)?;
-                hound::WavWriter::new(std::io::BufWriter::new(file), spec).map(|w| (w, p))
+                let file = Arc::new(file::private_file(&p)?);
+                let shared = BufWriter::new(file::Shared(file.clone()));
+                hound::WavWriter::new(shared, spec).map(|w| (w, p, file))
             });
         match created {
-            Ok((writer, made)) => {
+            Ok((writer, made, file)) => {
                 if made != path {
                     tell(&self.news, id, RecordingNews::Renamed(made.clone()));
                 }
@@ -316,6 +339,7 @@ impl Files<'_> {
                     id,
                     Open {
                         writer,
+                        file,
                         slice,
                         rec,
                         stereo,
@@ -452,20 +476,8 @@ mod file;
 mod repair;
 mod thread;
 
-/// `[recording] dir`, tried when a profile of `cfg` records: an error saying why
-/// recordings could not be written there.
-pub(crate) fn check_recording_dir(cfg: &crate::config::Config) -> Result<(), String> {
-    if !cfg.records() {
-        return Ok(());
-    }
-    file::probe_dir(&cfg.recording_dir).map_err(|e| {
-        format!(
-            "[recording] dir {}: recordings cannot be written there ({e}); set it to a folder \
-             the gateway may write, or turn `record` off",
-            cfg.recording_dir.display()
-        )
-    })
-}
+pub(crate) use file::check_recording_dir;
+use file::short_of_space;
 mod write;
 
 #[cfg(test)]

@@ -184,6 +184,7 @@ pub(crate) fn config() -> Config {
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),
+        recording_min_free: 0,
         profiles: [
             profile("pbx", Role::Internal, "127.0.0.2"),
             profile("carrier-a", Role::Trunk, "127.0.0.3"),

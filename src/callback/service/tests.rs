@@ -55,6 +55,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
         recording_dir: "/tmp/trunkgate-test-recordings".into(),
         recording_stereo: true,
         recording_jitter: Duration::from_millis(60),
+        recording_min_free: 0,
         metrics: crate::config::MetricsConfig {
             listen: None,
             allow: Vec::new(),

@@ -96,14 +96,46 @@ pub(super) fn mend(path: &Path) {
     }
 }
 
+/// A recording's file as hound writes it, shared with the writer thread's look at whether
+/// it still has a name (one descriptor for both).
+pub(super) struct Shared(pub(super) std::sync::Arc<File>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+impl std::io::Seek for Shared {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        (&*self.0).seek(pos)
+    }
+}
+
+/// What writes a recording.
+pub(super) type Writer = hound::WavWriter<BufWriter<Shared>>;
+
+/// Whether the open file `f` has no name left: removed (its folder deleted to free a full
+/// disk), not moved (a job that files recordings away while their calls are up).
+pub(super) fn unlinked(f: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().is_ok_and(|m| m.nlink() == 0)
+}
+
+/// Bytes the file system holding `dir` still has for an unprivileged writer (None: it
+/// cannot be asked).
+pub(super) fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
 /// Frames into the file: both channels (stereo) or their sum (mono), through hound's 16-bit
 /// sample writer, which fills one buffer per batch (per-sample `write_sample` calls were the
 /// writer thread's largest item in a profile at 1,000 recorded calls).
-pub(super) fn write_frames(
-    w: &mut hound::WavWriter<BufWriter<File>>,
-    stereo: bool,
-    frames: &[[i16; 2]],
-) -> hound::Result<()> {
+pub(super) fn write_frames(w: &mut Writer, stereo: bool, frames: &[[i16; 2]]) -> hound::Result<()> {
     let per_frame = if stereo { 2 } else { 1 };
     let Ok(n) = u32::try_from(frames.len() * per_frame) else {
         return Err(hound::Error::TooWide);
@@ -118,4 +150,46 @@ pub(super) fn write_frames(
         }
     }
     out.flush()
+}
+
+/// Whether the file system of folder `dir` has less free than `min_free` bytes (`[recording]
+/// min_free_mb`): recordings must not fill the disk the CDRs are written to (a CDR file that
+/// cannot be written refuses every new call). Said at warn once while it lasts (`low`).
+pub(super) fn short_of_space(
+    min_free: &std::sync::atomic::AtomicU64,
+    low: &mut bool,
+    dir: &Path,
+) -> bool {
+    let floor = min_free.load(std::sync::atomic::Ordering::Relaxed);
+    let Some(free) = (floor > 0).then(|| free_bytes(dir)).flatten() else {
+        return false;
+    };
+    let short = free < floor;
+    if short && !*low {
+        tracing::warn!(
+            dir = %dir.display(),
+            free_mb = free >> 20,
+            min_free_mb = floor >> 20,
+            "recordings stop: their file system is short of [recording] min_free_mb; calls go on unrecorded until space is freed"
+        );
+    } else if !short && *low {
+        tracing::info!(dir = %dir.display(), "recordings start again: their file system has [recording] min_free_mb free");
+    }
+    *low = short;
+    short
+}
+
+/// `[recording] dir`, tried when a profile of `cfg` records: an error saying why
+/// recordings could not be written there.
+pub(crate) fn check_recording_dir(cfg: &crate::config::Config) -> Result<(), String> {
+    if !cfg.records() {
+        return Ok(());
+    }
+    probe_dir(&cfg.recording_dir).map_err(|e| {
+        format!(
+            "[recording] dir {}: recordings cannot be written there ({e}); set it to a folder \
+             the gateway may write, or turn `record` off",
+            cfg.recording_dir.display()
+        )
+    })
 }

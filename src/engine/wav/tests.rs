@@ -167,11 +167,16 @@ fn two_recordings_of_one_name_are_both_kept() {
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
+/// No `[recording] min_free_mb`.
+static NO_FLOOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
     Files {
         open: HashMap::new(),
         failed: HashMap::new(),
         stopped,
+        min_free: &NO_FLOOR,
+        low_space: false,
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
         news: News::default(),
@@ -364,6 +369,7 @@ fn opens_past_the_bound_are_refused_while_the_writer_is_stalled() {
         stopped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         queued_opens: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         news: News::default(),
+        min_free: Arc::default(),
     };
     let rec = fed(1);
     let opened: Vec<bool> = (0..(MAX_QUEUED_OPENS as u64 + 5))
@@ -476,6 +482,7 @@ fn an_open_with_no_writer_left_is_refused_and_told() {
         stopped: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         queued_opens: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         news: News::default(),
+        min_free: Arc::default(),
     };
     for id in 0..3 {
         w.open(id, PathBuf::from("/nonexistent/a.wav"), true, fed(1));
@@ -586,4 +593,66 @@ fn a_recording_whose_file_was_removed_stops() {
     let told = std::mem::take(&mut *files.news.lock().unwrap());
     assert_eq!(told, [(1, crate::media::RecordingNews::Removed)]);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+/// A recording whose file is moved away while its call is up (a job filing the day's
+/// recordings) goes on: only a file with no name left is one removed. Before, a move was
+/// taken for a removal, the recording stopped and the CDR named no file.
+#[test]
+fn a_recording_whose_file_was_moved_goes_on() {
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("day/moved.wav");
+    files.open(1, path.clone(), true, fed(25));
+    let slice = files.open[&1].slice;
+    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    std::fs::rename(dir.path().join("day"), dir.path().join("filed")).unwrap();
+    if let Some(f) = files.open.get_mut(&1) {
+        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
+    }
+    files.write(1, Drained::default());
+    assert!(files.open.contains_key(&1), "still recording");
+    assert!(files.news.lock().unwrap().is_empty());
+    files.close(1);
+    let wav = hound::WavReader::open(dir.path().join("filed/moved.wav")).unwrap();
+    assert!(wav.duration() > 0, "the moved file holds the call");
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// `[recording] min_free_mb`: with less free on their file system, no recording starts and
+/// one under way stops at its next header update with a playable file (the call told each
+/// time); the CDR file sharing the disk is not the one to run out.
+#[test]
+fn recordings_keep_min_free_on_their_file_system() {
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let floor = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    files.min_free = &floor;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("day/a.wav");
+    files.open(1, path.clone(), true, fed(25));
+    let slice = files.open[&1].slice;
+    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    // More than any file system here has free.
+    floor.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    files.open(2, dir.path().join("day/b.wav"), true, fed(25));
+    assert!(!files.open.contains_key(&2), "not started");
+    assert!(!dir.path().join("day/b.wav").exists());
+    if let Some(f) = files.open.get_mut(&1) {
+        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
+    }
+    files.write(1, Drained::default());
+    assert!(!files.open.contains_key(&1), "stopped");
+    let told = std::mem::take(&mut *files.news.lock().unwrap());
+    use crate::media::RecordingNews::{NotStarted, Stopped};
+    assert_eq!(told, [(2, NotStarted), (1, Stopped)]);
+    let wav = hound::WavReader::open(&path).unwrap();
+    assert!(wav.duration() > 0, "a playable file up to there");
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 2);
+    // Space again: the next recording starts.
+    floor.store(1, std::sync::atomic::Ordering::Relaxed);
+    files.open(3, dir.path().join("day/c.wav"), true, fed(1));
+    assert!(files.open.contains_key(&3));
+    files.close(3);
 }

@@ -15,11 +15,19 @@ pub(super) fn run_restarting(
     stopped: &std::sync::atomic::AtomicU64,
     queued_opens: &std::sync::atomic::AtomicUsize,
     news: &News,
+    min_free: &std::sync::atomic::AtomicU64,
 ) {
     let survivors = std::cell::RefCell::new(HashMap::new());
     loop {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(rx, stopped, queued_opens, news.clone(), &survivors)
+            run(
+                rx,
+                stopped,
+                queued_opens,
+                news.clone(),
+                min_free,
+                &survivors,
+            )
         }));
         if ran.is_ok() {
             return;
@@ -33,12 +41,15 @@ fn run(
     stopped: &std::sync::atomic::AtomicU64,
     queued_opens: &std::sync::atomic::AtomicUsize,
     news: News,
+    min_free: &std::sync::atomic::AtomicU64,
     survivors: &std::cell::RefCell<HashMap<u64, std::path::PathBuf>>,
 ) {
     let mut files = Files {
         open: HashMap::new(),
         failed: survivors.take(),
         stopped,
+        min_free,
+        low_space: false,
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
         news,

@@ -60,37 +60,48 @@ impl Files<'_> {
         let full = room == 0 && f.backlog.iter().any(|p| !p.is_empty());
         // Looked for at each header update: a file removed under a recording (its folder
         // deleted to free a full disk) would take its space until the call ends.
-        let mut gone = false;
+        // Moved away it is still the recording. So is the free space of its file system
+        // (`[recording] min_free_mb`).
+        let (mut gone, mut checked) = (false, false);
         let r = r.and_then(|()| {
             f.dirty |= wrote > 0;
             if f.last_header.elapsed() >= HEADER_EVERY {
                 f.last_header = Instant::now();
                 f.dirty = false;
-                gone |= std::fs::symlink_metadata(&f.path)
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+                gone |= file::unlinked(&f.file);
+                checked = true;
                 f.writer.flush()
             } else {
                 Ok(())
             }
         });
+        f.bytes += if r.is_ok() { wrote * per_frame } else { 0 };
+        let short = r.is_ok()
+            && !gone
+            && checked
+            && (f.path.parent())
+                .is_some_and(|d| file::short_of_space(self.min_free, &mut self.low_space, d));
+        let path = &f.path;
         match r {
             Ok(()) if gone => {
-                tracing::warn!(path = %f.path.display(), "recording stopped: its file was removed; the call goes on unrecorded");
+                tracing::warn!(path = %path.display(), "recording stopped: its file was removed; the call goes on unrecorded");
                 self.refused_for(id, "removed", RecordingNews::Removed);
                 // Dropped unfinalised: its space goes back now, not at the call's end.
                 self.open.remove(&id);
             }
             Ok(()) => {
-                f.bytes += wrote * per_frame;
                 self.written.increment(wrote * per_frame);
-                if full {
-                    tracing::error!(path = %f.path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
+                if short {
+                    self.refused_for(id, "space", RecordingNews::Stopped);
+                    self.finalize_counted(id, false);
+                } else if full {
+                    tracing::error!(path = %path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
                     self.refused_for(id, "size_limit", RecordingNews::Stopped);
                     self.finalize_counted(id, false);
                 }
             }
             Err(e) => {
-                tracing::error!(path = %f.path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
+                tracing::error!(path = %path.display(), error = %e, "recording stopped: the disk refused a write; the call goes on unrecorded");
                 if let Some(f) = self.open.remove(&id) {
                     if f.writer.finalize().is_err() {
                         file::mend(&f.path);
