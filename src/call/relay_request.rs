@@ -164,6 +164,7 @@ impl Call {
                 } else {
                     let ct = req.header(&Hdr::CONTENT_TYPE);
                     out.set_body(shaped_body(&profile, &req), ct.as_deref())?;
+                    crate::interop::isdn::for_peer(&profile, &mut out);
                 }
                 Ok(out)
             })

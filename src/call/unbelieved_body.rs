@@ -10,19 +10,10 @@
 //! Before, every part went on byte for byte. A peer that is believed (a trunk, a PBX that
 //! asserts its users) keeps its bodies as they came.
 
-use crate::sip::{Body, Hdr, Message, Target};
+use crate::interop::isdn;
+use crate::sip::{Body, Message, Target};
 
 use super::router::B2bua;
-
-/// Whether a Content-Type names ISDN signalling carried in SIP (RFC 3204: ISUP, QSIG).
-fn is_isdn_signalling(content_type: Option<&str>) -> bool {
-    content_type
-        .and_then(crate::sdp::media_type)
-        .is_some_and(|(t, sub)| {
-            t.eq_ignore_ascii_case("application")
-                && (sub.eq_ignore_ascii_case("isup") || sub.eq_ignore_ascii_case("qsig"))
-        })
-}
 
 impl B2bua {
     /// `msg` from `source`, its body trimmed when its sender is a peer not believed.
@@ -33,8 +24,7 @@ impl B2bua {
             Message::Response(r) if !r.body().is_empty() => r.content_type(),
             _ => return msg,
         };
-        let isdn = is_isdn_signalling(ct.as_deref());
-        if !isdn && !crate::sdp::is_multipart(ct.as_deref()) {
+        if !isdn::may_carry(ct.as_deref()) {
             return msg;
         }
         // Through the front, the peer it names (a response too: its stamp).
@@ -49,49 +39,9 @@ impl B2bua {
             return msg;
         }
         match &mut msg {
-            Message::Request(r) => trim(r, ct.as_deref(), isdn),
-            Message::Response(r) => trim(r, ct.as_deref(), isdn),
+            Message::Request(r) => isdn::withhold(r),
+            Message::Response(r) => isdn::withhold(r),
         }
         msg
-    }
-}
-
-/// Whether a multipart body may hold an ISUP or QSIG part: a part's Content-Type names one
-/// (looked for anywhere in the body, case aside: a false alarm only costs an untrusted
-/// peer's non-SDP parts).
-fn may_hold_isdn_signalling(body: &[u8]) -> bool {
-    [&b"application/isup"[..], b"application/qsig"]
-        .iter()
-        .any(|t| body.windows(t.len()).any(|w| w.eq_ignore_ascii_case(t)))
-}
-
-/// `m`'s body, of type `ct` (ISUP or QSIG when `isdn`, else multipart): an ISUP or QSIG body
-/// goes, and so does a multipart one holding such a part, but for its SDP part, which goes
-/// on alone; a body of either kind that is encoded goes whole.
-fn trim(m: &mut impl Body, ct: Option<&str>, isdn: bool) {
-    if m.encoded() || isdn {
-        return drop_body(m);
-    }
-    if !may_hold_isdn_signalling(m.body()) {
-        return;
-    }
-    match crate::sdp::locate(ct, m.body()) {
-        Ok(Some(part)) => {
-            let sdp = bytes::Bytes::copy_from_slice(part.of(m.body()));
-            if m.set_body(sdp, Some("application/sdp")).is_ok() {
-                m.remove_header(&Hdr::named("Content-Disposition"));
-                m.remove_header(&Hdr::named("MIME-Version"));
-            }
-        }
-        // No SDP to keep (a late offer's IAM alone), or one that cannot be found.
-        _ => drop_body(m),
-    }
-}
-
-/// No body, and nothing that described it.
-fn drop_body(m: &mut impl Body) {
-    let _ = m.set_body(bytes::Bytes::new(), None);
-    for h in ["Content-Disposition", "Content-Encoding", "MIME-Version"] {
-        m.remove_header(&Hdr::named(h));
     }
 }

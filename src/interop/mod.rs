@@ -4,6 +4,7 @@ pub mod causes;
 pub mod egress;
 pub mod headers;
 pub mod history;
+pub mod isdn;
 pub mod prack;
 pub mod session_timer;
 pub mod topology;

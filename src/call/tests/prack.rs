@@ -1964,18 +1964,25 @@ fn a_reliable_provisional_with_isup_only_holds_nothing_back_for_its_prack() {
 /// The carrier answers in a reliable 183 and its SIP-I 200 carries its ANM only. The phone
 /// had the 183 unreliably (it does not do 100rel), so its 200 must carry the answer: beside
 /// the ISUP, which goes on as it came. Before, the ISUP body counted as the answer and the
-/// phone's 200 had none.
+/// phone's 200 had none. (A PBX in the trust domain: one outside it gets no ISUP, and its
+/// 200 the answer alone.)
 #[test]
 fn a_sip_i_2xx_with_isup_only_carries_the_early_answer_beside_it() {
     // The 183 with SDP only, and as SIP-I sends it: SDP beside its ACM, which is no part of
     // the 2xx (before, the 2xx's ANM was replaced with the 183's SDP and ACM).
     for sip_i_183 in [false, true] {
-        sip_i_2xx_after(sip_i_183);
+        for trusted in [true, false] {
+            sip_i_2xx_after(sip_i_183, trusted);
+        }
     }
 }
 
-fn sip_i_2xx_after(sip_i_183: bool) {
-    let mut h = H::new();
+fn sip_i_2xx_after(sip_i_183: bool, trusted: bool) {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.headers.trust_identity = trusted;
+        }
+    }));
     h.recv(PHONE, &invite_text("si2", "z9hG4bKsi2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let Message::Response(mut r183) = reliable_183(&inv, "c2", 1) else {
@@ -2002,6 +2009,11 @@ fn sip_i_2xx_after(sip_i_183: bool) {
     h.recv_msg(CARRIER_A, Message::Response(ok));
     let ok = h.response_with(PHONE, 200, "the phone gets the 200");
     let ct = ok.header(&Hdr::CONTENT_TYPE).unwrap();
+    if !trusted {
+        assert_eq!(ct, "application/sdp");
+        assert_eq!(ok.body().as_ref(), SDP.as_bytes(), "the answer, no ISUP");
+        return;
+    }
     assert!(ct.starts_with("multipart/mixed;boundary="), "{ct}");
     let isup_part = b"Content-Type: application/isup\r\n\r\n\x09\x00\r\n";
     assert!(

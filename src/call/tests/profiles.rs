@@ -105,6 +105,33 @@ fn an_unbelieved_peers_isup_part_goes_no_further() {
     );
 }
 
+/// A trusted carrier's SIP-I INVITE reaches a peer outside the trust domain (`pbx`,
+/// `trust_identity = false`) as its SDP alone: the IAM's calling number (restricted or not)
+/// and forwarding numbers are what `Privacy` and History-Info withhold from it in headers.
+/// One in the trust domain gets the ISUP as it came. Before, the PBX got it byte for byte.
+#[test]
+fn a_carriers_isup_reaches_only_peers_in_the_trust_domain() {
+    for trusted in [false, true] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "pbx" {
+                p.headers.trust_identity = trusted;
+            }
+        }));
+        let isup = b"\x01\x00\x49\x00\r\n";
+        h.recv_msg(CARRIER_A, sip_i_invite(isup));
+        let inv = h.one_request(PHONE, Method::Invite);
+        let carried = inv.body().windows(isup.len()).any(|w| w == isup);
+        assert_eq!(carried, trusted, "{inv:?}");
+        if !trusted {
+            assert_eq!(
+                inv.header(&Hdr::CONTENT_TYPE).as_deref(),
+                Some("application/sdp")
+            );
+            assert_eq!(inv.body().as_ref(), SDP.as_bytes());
+        }
+    }
+}
+
 /// A SIP-I INVITE's SDP part gets the peer's ptime like a plain SDP body; its ISUP part
 /// goes as it came.
 #[test]
