@@ -61,6 +61,7 @@ pub fn explain_invite(
         trunk: true,
         asserts: true,
         plan: None,
+        private: false,
     };
     let (_, mut out) = outbound_invite(&local, &mut ids, &req, &number, &caller, profile, TRUNK)
         .map_err(ExplainError::Build)?;

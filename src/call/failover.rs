@@ -78,6 +78,8 @@ impl Call {
         if self.identity.as_ref().is_some_and(|i| i.0 == Side::A) {
             self.identity = None;
         }
+        // Nor is the privacy it asked for.
+        self.marks.set_id_private(Side::B, false);
         if let Some(prev) = self.counted_egress.take() {
             cx.env.limits.release(&prev);
         }

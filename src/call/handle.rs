@@ -16,6 +16,17 @@ impl Call {
         role: TxnRole,
         resp: Response,
     ) {
+        // Its privacy stands for the rest of the dialog (`note_privacy`).
+        let from = match role {
+            TxnRole::Invite(_) => Some(super::Side::B),
+            TxnRole::Relay => (self.relayed.iter())
+                .find(|(t, _)| *t == id)
+                .map(|(_, r)| r.origin.other()),
+            _ => None,
+        };
+        if let Some(side) = from {
+            self.note_privacy(side, &resp.header_lines(&crate::sip::Hdr::named("Privacy")));
+        }
         match role {
             TxnRole::Invite(n) => self.on_invite_response(cx, id, n, resp),
             TxnRole::Relay => self.on_relayed_response(cx, id, resp),

@@ -39,7 +39,21 @@ impl Call {
 
     /// What the gateway believes of the peer on `side` ([`crate::interop::egress::Sender`]).
     pub fn sender(&self, side: Side) -> crate::interop::egress::Sender {
-        crate::interop::egress::Sender::of(self.profile(side).map(|p| &**p))
+        crate::interop::egress::Sender {
+            private: self.marks.id_private(side),
+            ..crate::interop::egress::Sender::of(self.profile(side).map(|p| &**p))
+        }
+    }
+
+    /// A message from `side` said (with its `Privacy`) whether its party's identity is
+    /// withheld: the dialog's later messages from that side that say nothing (a re-INVITE,
+    /// an UPDATE, the 200 after a private 180) are judged by it (RFC 3323 §4.2 asks it for
+    /// the whole dialog), and one that says `none` lifts it.
+    pub(super) fn note_privacy(&mut self, side: Side, lines: &[String]) {
+        if !lines.is_empty() {
+            let private = crate::interop::headers::asks_id_privacy(lines);
+            self.marks.set_id_private(side, private);
+        }
     }
 
     /// Whether the peer on `side` said (or its profile says) it takes `method`: unknown
@@ -67,7 +81,7 @@ impl Call {
                 &Hdr::P_ASSERTED_IDENTITY,
             ))
             .collect();
-        let privacy = req.header_lines(&Hdr::named("Privacy"));
+        let privacy = (self.sender(side.other())).privacy(req.header_lines(&Hdr::named("Privacy")));
         let keeps = (self.profile(side)).is_some_and(|p| {
             p.headers
                 .keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &privacy)
@@ -104,8 +118,13 @@ impl Call {
             return;
         }
         // A message with an identity of its own carries the newer one: the stored one is
-        // dropped.
-        if msg.has_identity() {
+        // dropped. So does one whose own is withheld from this peer (`Privacy: id`, its own
+        // or its sender's standing one): the older one is no more to be shown than the newer.
+        let asked = (msg.header_value(&Hdr::named("Privacy")))
+            .is_some_and(|v| crate::interop::headers::asks_id_privacy(std::slice::from_ref(&v)));
+        let trusted = (peer.headers).keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["id".into()]);
+        let withheld = (asked || sender.private) && !trusted;
+        if msg.has_identity() || withheld {
             return;
         }
         let pai = Hdr::P_ASSERTED_IDENTITY;

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 
+pub use super::sender::Sender;
 use super::topology::{REHOSTED_HEADERS, filter_map_address_uris};
 use super::uri::{DialPlan, is_telephone_number, peer_uri_in};
 use crate::config::{Profile, Role};
@@ -334,45 +335,6 @@ fn keep_one_per_scheme(
     }
 }
 
-/// What the gateway believes of the peer a message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sender {
-    /// A trunk: trusted with the number parameters that route or bill a call (see
-    /// [`identity_header`]).
-    pub trunk: bool,
-    /// Believed (`[headers] trust_asserted`): the identities it asserts (P-Asserted-Identity,
-    /// Remote-Party-ID) or prefers (P-Preferred-Identity) are passed on, and the numbers
-    /// that say who forwarded the call (Diversion, History-Info). Anyone else's are not (RFC
-    /// 3325 §5, §6): a carrier bills a forwarded call, and lets it show the caller's number,
-    /// by the forwarding number those name, which a phone could otherwise make up.
-    pub asserts: bool,
-    /// How its callers dial (its `[uri] country_code` and prefixes): the numbers it sends
-    /// are read so before the peer they go to gets them in its form. `None`: read with
-    /// the receiving peer's prefixes.
-    pub plan: Option<DialPlan>,
-}
-
-impl Sender {
-    /// The peer of `profile` (none: one the gateway knows nothing of, trusted with nothing).
-    pub fn of(profile: Option<&Profile>) -> Sender {
-        Sender {
-            trunk: profile.is_some_and(|p| p.role == Role::Trunk),
-            asserts: profile.is_some_and(|p| p.headers.trust_asserted),
-            plan: profile.and_then(|p| p.uri.dial_plan()),
-        }
-    }
-
-    /// Whether its identity header `h` may be passed on at all: not one that claims who
-    /// a party is ([`super::headers::ASSERTED`]), or who forwarded the call, from a peer
-    /// that is not believed.
-    fn vouched(self, h: &Hdr) -> bool {
-        self.asserts
-            || !(super::headers::ASSERTED.contains(h)
-                || *h == Hdr::HISTORY_INFO
-                || *h == Hdr::named("Diversion"))
-    }
-}
-
 /// Copy end-to-end headers of `src` onto a request for `peer`: those its `[headers]` policy
 /// lets through verbatim, identity headers with numbers in the peer's form and hosts hidden
 /// (those `sender` may pass on: [`Sender`]), and our `User-Agent` when the profile names
@@ -390,7 +352,7 @@ pub fn copy_end_to_end(
     for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
     }
-    let privacy = src.header_lines(&Hdr::named("Privacy"));
+    let privacy = sender.privacy(src.header_lines(&Hdr::named("Privacy")));
     for h in REHOSTED_HEADERS
         .iter()
         .filter(|h| peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))
@@ -399,6 +361,7 @@ pub fn copy_end_to_end(
             out.push_header(h, v)?;
         }
     }
+    super::sender::standing_privacy(out, src.has_header(&Hdr::named("Privacy")), sender)?;
     if let Some(ua) = &peer.headers.user_agent {
         out.push_header(&Hdr::USER_AGENT, ua.clone())?;
     }
@@ -465,7 +428,7 @@ pub fn relayed_response(
     {
         out.push_header(&Hdr::MIN_SE, min)?;
     }
-    let privacy = from.header_lines(&Hdr::named("Privacy"));
+    let privacy = sender.privacy(from.header_lines(&Hdr::named("Privacy")));
     for h in REHOSTED_HEADERS
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))
@@ -481,6 +444,7 @@ pub fn relayed_response(
             out.push_header(h, v)?;
         }
     }
+    super::sender::standing_privacy(&mut out, from.has_header(&Hdr::named("Privacy")), sender)?;
     if let Some(server) = &to_peer.headers.user_agent {
         out.push_header(&Hdr::SERVER, server.clone())?;
     }

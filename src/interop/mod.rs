@@ -6,6 +6,7 @@ pub mod headers;
 pub mod history;
 pub mod isdn;
 pub mod prack;
+pub mod sender;
 pub mod session_timer;
 pub mod topology;
 pub mod transfer;

@@ -182,7 +182,8 @@ impl B2bua {
             now,
         );
         let adm_peer = ingress.name.clone();
-        let call = Call::start(CallStart {
+        let privacy = req.header_lines(&crate::sip::Hdr::named("Privacy"));
+        let mut call = Call::start(CallStart {
             cfg,
             ingress,
             a,
@@ -200,6 +201,7 @@ impl B2bua {
             },
             media,
         });
+        call.note_privacy(Side::A, &privacy);
         // Filed only once it is built: nothing points at a call that never was.
         self.env.dialogs.insert(&call.a, (r, Side::A));
         if let Some(key) = &setup {

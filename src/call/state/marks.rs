@@ -52,6 +52,28 @@ impl Marks {
         self.0 |= Self::bye_bit(side);
     }
 
+    /// The bit of `side`'s party having asked its identity withheld (`Privacy: id`).
+    fn private_bit(side: Side) -> u8 {
+        match side {
+            Side::A => 32,
+            Side::B => 64,
+        }
+    }
+
+    /// Whether `side`'s party asked its identity withheld in the last `Privacy` it sent:
+    /// its messages without one are judged by it (`Call::note_privacy`).
+    pub fn id_private(self, side: Side) -> bool {
+        self.0 & Self::private_bit(side) != 0
+    }
+
+    pub fn set_id_private(&mut self, side: Side, private: bool) {
+        if private {
+            self.0 |= Self::private_bit(side);
+        } else {
+            self.0 &= !Self::private_bit(side);
+        }
+    }
+
     /// `side`'s session expiry is armed anew: it may have a grace again.
     pub fn renew_session_grace(&mut self, side: Side) {
         self.0 &= !Self::grace_bit(side);

@@ -1215,6 +1215,110 @@ fn an_identity_update_answered_here_reaches_the_caller_with_the_answer() {
     assert!(!pai.contains("10.9.9.9"), "{pai}");
 }
 
+/// The carrier's answer asks its identity withheld (`Privacy: id`, COLR) after an UPDATE
+/// answered here gave another: the phone (outside the trust domain) gets neither. Before,
+/// the one kept from the UPDATE went in place of the one withheld.
+#[test]
+fn an_answer_withholding_its_identity_drops_the_one_kept_before() {
+    let (mut h, inv) = identity_updated();
+    let pai = "<sip:+8610888@10.9.9.9;user=phone>";
+    let heads = [
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::P_ASSERTED_IDENTITY, pai),
+        (Hdr::named("Privacy"), "id"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &heads, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered");
+    assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None, "{ok:?}");
+}
+
+/// Privacy stands for the dialog (RFC 3323 §4.2): the carrier's 180 asks its identity
+/// withheld, and its 200 and later re-INVITE carrying it without `Privacy` (as SBCs send
+/// them) do not show it to the phone either, until the carrier says `Privacy: none`.
+/// Before, each message was judged alone and the later ones showed it.
+#[test]
+fn privacy_asked_once_stands_for_the_rest_of_the_dialog() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("pv1", "z9hG4bKpv1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let pai = "<sip:+8610888@10.9.9.9;user=phone>";
+    let contact = (Hdr::CONTACT, "<sip:c@127.0.0.3>");
+    let private = [
+        contact.clone(),
+        (Hdr::P_ASSERTED_IDENTITY, pai),
+        (Hdr::named("Privacy"), "id"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &private, None));
+    let r180 = h.response_with(PHONE, 180, "ringing");
+    assert_eq!(r180.header(&Hdr::P_ASSERTED_IDENTITY), None);
+    let bare = [contact.clone(), (Hdr::P_ASSERTED_IDENTITY, pai)];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &bare, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered");
+    assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None, "{ok:?}");
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("pv1", "ACK", &tag, 1, "z9hG4bKpv1a", ""),
+    );
+    let reinvite = |cseq: u32, extra: &str| {
+        from_carrier_in(
+            &inv,
+            "INVITE",
+            "c1",
+            cseq,
+            &format!("z9hG4bKpvr{cseq}"),
+            SDP,
+        )
+        .replacen(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\n{extra}"),
+            1,
+        )
+    };
+    let pai_line = format!("P-Asserted-Identity: {pai}\r\n");
+    h.recv(CARRIER_A, &reinvite(2, &pai_line));
+    let re = h.one_request(PHONE, Method::Invite);
+    assert_eq!(re.header(&Hdr::P_ASSERTED_IDENTITY), None, "{re:?}");
+    h.recv_msg(PHONE, reply(&re, 200, &tag, &[], Some(SDP)));
+    h.take(CARRIER_A);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "ACK", "c1", 2, "z9hG4bKpvr2a", ""),
+    );
+    h.recv(
+        CARRIER_A,
+        &reinvite(3, &format!("{pai_line}Privacy: none\r\n")),
+    );
+    let re = h.one_request(PHONE, Method::Invite);
+    let shown = re
+        .header(&Hdr::P_ASSERTED_IDENTITY)
+        .expect("privacy lifted");
+    assert!(shown.contains("+8610888"), "{shown}");
+}
+
+/// The same toward a trusted PBX: the 200's identity reaches it, with the standing request
+/// to withhold it (`Privacy: id`, RFC 3325 §7) that the 200 itself did not repeat.
+#[test]
+fn a_trusted_peer_gets_the_standing_privacy_request_with_the_identity() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.headers.trust_identity = true;
+        }
+    }));
+    h.recv(PHONE, &invite_text("pv2", "z9hG4bKpv2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let pai = "<sip:+8610888@10.9.9.9;user=phone>";
+    let contact = (Hdr::CONTACT, "<sip:c@127.0.0.3>");
+    let private = [contact.clone(), (Hdr::named("Privacy"), "id")];
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &private, None));
+    h.take(PHONE);
+    let bare = [contact, (Hdr::P_ASSERTED_IDENTITY, pai)];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &bare, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered");
+    assert!(ok.header(&Hdr::P_ASSERTED_IDENTITY).is_some());
+    assert_eq!(ok.header(&Hdr::named("Privacy")).as_deref(), Some("id"));
+}
+
 /// A second UPDATE whose identity asks for privacy (`Privacy: id`), which the PBX (outside
 /// the trust domain) may not learn: the identity kept from the first is dropped too, not
 /// sent with the answer as if it were still the connected party's.
