@@ -44,16 +44,29 @@ pub fn outbound_invite(
     let to_uri = peer_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);
     // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
     // but no header we build may carry them: the name loses them, the call goes on.
+    // A caller who asked to be private is anonymous to a peer outside the trust domain: its
+    // From names nobody, as the P-Asserted-Identity that peer does not get. (A carrier may
+    // send the number in From too, trusting its own network not to show it.)
+    let privacy = caller_peer.privacy(a_req.header_lines(&Hdr::named("Privacy")));
+    let hidden = crate::interop::headers::hides_caller(&peer.headers, &privacy);
     let display = a_req
         .from_display()
+        .filter(|_| !hidden)
         .map(|d| {
             d.chars()
                 .filter(|c| !c.is_control() || *c == '\t')
                 .collect::<String>()
         })
         .map(|d| format!("\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\"")))
-        .unwrap_or_default();
-    let anonymous = caller == "anonymous"
+        .unwrap_or_else(|| {
+            if hidden {
+                "\"Anonymous\" ".into()
+            } else {
+                String::new()
+            }
+        });
+    let anonymous = hidden
+        || caller == "anonymous"
         || a_req
             .from_uri()
             .is_some_and(|u| u.to_ascii_lowercase().contains("@anonymous.invalid"));

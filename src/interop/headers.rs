@@ -114,6 +114,14 @@ pub fn asks_id_privacy(privacy: &[String]) -> bool {
     asks_privacy_of(privacy, &["id"])
 }
 
+/// Whether a caller whose `Privacy` is `privacy` is anonymous to a peer of this policy: it
+/// asked to be private (`id`, or `user`: RFC 3323 §4.2) and the peer is outside the trust
+/// domain, which would show its From as it shows a P-Asserted-Identity.
+pub fn hides_caller(policy: &HeaderPolicy, privacy: &[String]) -> bool {
+    asks_privacy_of(privacy, &["id", "user"])
+        && !policy.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["id".into()])
+}
+
 /// Whether `Privacy` lines hold one of `values` among their `;`- or `,`-separated ones, in
 /// any case.
 pub(super) fn asks_privacy_of(privacy: &[String], values: &[&str]) -> bool {

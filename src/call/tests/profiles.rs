@@ -132,6 +132,41 @@ fn a_carriers_isup_reaches_only_peers_in_the_trust_domain() {
     }
 }
 
+/// A caller that asked to be private (`Privacy: id`, or `user`) reaches a peer outside the
+/// trust domain as `"Anonymous" <sip:anonymous@anonymous.invalid>`: its number and name in
+/// From would show what its withheld P-Asserted-Identity does not. A trusted peer gets the
+/// From as the caller sent it. Before, the PBX showed the number a carrier wrote in From.
+#[test]
+fn a_private_caller_is_anonymous_to_a_peer_outside_the_trust_domain() {
+    for (privacy, trusted, hidden) in [
+        ("id", false, true),
+        ("user", false, true),
+        ("none", false, false),
+        ("id", true, false),
+    ] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "pbx" {
+                p.headers.trust_identity = trusted;
+            }
+        }));
+        let invite = invite_text(
+            "pa1",
+            "z9hG4bKpa1",
+            "1000",
+            &format!("Privacy: {privacy}\r\n"),
+        );
+        h.recv(CARRIER_A, &invite);
+        let inv = h.one_request(PHONE, Method::Invite);
+        let from = inv.header(&Hdr::FROM).unwrap();
+        assert_eq!(
+            from.starts_with("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag="),
+            hidden,
+            "{privacy} {trusted}: {from}"
+        );
+        assert_eq!(from.contains("Alice"), !hidden, "{from}");
+    }
+}
+
 /// A SIP-I INVITE's SDP part gets the peer's ptime like a plain SDP body; its ISUP part
 /// goes as it came.
 #[test]
