@@ -144,8 +144,15 @@ impl Call {
                         out.push_header(&Hdr::named("Refer-To"), to)?;
                     }
                     let by_hdr = Hdr::named("Referred-By");
+                    // Who referred, as any identity: from a peer that is believed, and not
+                    // to a peer outside the trust domain when the referrer is private.
+                    let sender = self.sender(side);
+                    let privacy = sender.privacy(req.header_lines(&Hdr::named("Privacy")));
+                    let shown = sender.asserts
+                        && !crate::interop::headers::hides_caller(&profile.headers, &privacy);
                     if let Some(by) = req
                         .header(&by_hdr)
+                        .filter(|_| shown)
                         // (`[headers] strip` takes it off, as any identity header.)
                         .filter(|_| !profile.headers.strip.contains(&by_hdr))
                         .filter(|v| crate::interop::egress::buildable(v))
@@ -161,6 +168,13 @@ impl Call {
                 }
                 if req.body().is_empty() {
                     out.set_no_body()?;
+                } else if method == Method::Notify
+                    && let Some(status) = super::transfer::sipfrag_status_line(req.body())
+                {
+                    // A transfer's report is its status line: the transferee's message
+                    // fragment may hold the new call's headers (its Contact, the far
+                    // party's identity), which are the other leg's business.
+                    out.set_body(status, Some("message/sipfrag"))?;
                 } else {
                     let ct = req.header(&Hdr::CONTENT_TYPE);
                     out.set_body(shaped_body(&profile, &req), ct.as_deref())?;

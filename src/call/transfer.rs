@@ -99,6 +99,19 @@ pub(super) fn sipfrag_status(body: &[u8]) -> Option<u16> {
         .then_some(status)
 }
 
+/// A transfer's progress report's body reduced to its status line (with its CRLF), when it
+/// has one ([`sipfrag_status`]).
+pub(super) fn sipfrag_status_line(body: &[u8]) -> Option<bytes::Bytes> {
+    sipfrag_status(body)?;
+    let end = body
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(body.len());
+    let mut line = body[..end].to_vec();
+    line.extend_from_slice(b"\r\n");
+    Some(line.into())
+}
+
 /// Whether an `Event` value is the `refer` package (RFC 3515 §2.4.4), with or without an id.
 pub(super) fn is_refer_event(value: &str) -> bool {
     leads_with(value, "refer")

@@ -807,7 +807,8 @@ fn a_transfer_and_its_outcome_are_in_the_cdr() {
     let out = h.one_request(CARRIER_A, Method::Refer);
     h.recv_msg(CARRIER_A, reply(&out, 202, "carrier1", &[], None));
     let event = format!("refer;id={}", out.seq());
-    let frag = "SIP/2.0 200 OK\r\n";
+    // The transferee's fragment with its new call's headers: only the status line goes on.
+    let frag = "SIP/2.0 200 OK\r\nContact: <sip:secret@10.1.1.1>\r\n\r\n";
     let report = carrier_notify(&inv, 1, "z9hG4bKtcn", &event, "terminated").replace(
         "Content-Length: 0\r\n\r\n",
         &format!(
@@ -817,6 +818,7 @@ fn a_transfer_and_its_outcome_are_in_the_cdr() {
     );
     h.recv(CARRIER_A, &report);
     let n = h.one_request(PHONE, Method::Notify);
+    assert_eq!(n.body().as_ref(), b"SIP/2.0 200 OK\r\n");
     h.recv_msg(PHONE, reply(&n, 200, &tag, &[], None));
     h.recv(PHONE, &from_phone("BYE", &tag, 4, "z9hG4bKtc4", ""));
     let events = &h.cdrs[0].events;
@@ -993,6 +995,57 @@ fn a_referred_by_the_carrier_strips_is_not_relayed() {
     let out = h.one_request(CARRIER_A, Method::Refer);
     assert!(out.header(&Hdr::named("Refer-To")).is_some());
     assert_eq!(out.header(&Hdr::named("Referred-By")), None);
+}
+
+/// `Referred-By` is an identity: from a referrer not believed (`trust_asserted = false`), or
+/// one that asked to be private toward a peer outside the trust domain, it is not relayed.
+/// Before, it went on rewritten whatever the referrer was.
+#[test]
+fn referred_by_goes_on_only_as_an_identity_would() {
+    for (believed, privacy, relayed) in [
+        (true, "", true),
+        (false, "", false),
+        (true, "Privacy: id\r\n", true),
+    ] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "pbx" {
+                p.transfer = crate::interop::transfer::TransferMode::Relay;
+                p.transfer_to_trunks = true;
+                p.headers.trust_asserted = believed;
+            }
+        }));
+        let (_inv, ok) = answered_call(&mut h);
+        let tag = ok.to_tag().unwrap();
+        let refer = from_phone("REFER", &tag, 2, "z9hG4bKrb2", "").replace(
+            "Content-Length: 0",
+            &format!(
+                "Refer-To: <sip:+8610456@10.0.0.9>\r\nReferred-By: <sip:1000@10.0.0.9>\r\n{privacy}Content-Length: 0"
+            ),
+        );
+        h.recv(PHONE, &refer);
+        let out = h.one_request(CARRIER_A, Method::Refer);
+        let by = out.header(&Hdr::named("Referred-By"));
+        assert_eq!(by.is_some(), relayed, "{believed} {privacy}: {by:?}");
+    }
+    // The carrier's private REFER toward the PBX (outside the trust domain): withheld.
+    for (privacy, relayed) in [("", true), ("Privacy: id\r\n", false)] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.transfer = crate::interop::transfer::TransferMode::Relay;
+            }
+        }));
+        let (inv, _ok) = answered_call(&mut h);
+        let refer = from_carrier_in(&inv, "REFER", "carrier1", 2, "z9hG4bKrb3", "").replace(
+            "Content-Length: 0",
+            &format!(
+                "Refer-To: <sip:+8610456@10.0.0.9>\r\nReferred-By: <sip:+8610999@10.9.9.9>\r\n{privacy}Content-Length: 0"
+            ),
+        );
+        h.recv(CARRIER_A, &refer);
+        let out = h.one_request(PHONE, Method::Refer);
+        let by = out.header(&Hdr::named("Referred-By"));
+        assert_eq!(by.is_some(), relayed, "{privacy}: {by:?}");
+    }
 }
 
 #[test]
