@@ -402,6 +402,16 @@ impl Files<'_> {
                     "recording: codec other than G.711; those spans are silent"
                 );
             }
+            // Dynamic payload types are taken for telephone-events and left out; a call
+            // whose audio was one too (Opus, AMR-WB beside a PCMU it never used) gave a
+            // silent file and no word of it.
+            if r.audio == 0 && r.stats.skipped > 0 {
+                warn!(
+                    call = id,
+                    packets = r.stats.skipped,
+                    "recording: no G.711 audio at all (the call's codec is a dynamic payload type the recorder does not decode, Opus or AMR-WB say); the file is silent"
+                );
+            }
             // Audio lost to a writer that fell behind (a slow disk) is said: the file has
             // holes nothing else shows.
             if r.stats.overflow > 0 {

@@ -105,6 +105,8 @@ pub struct Recorder {
     horizon: u64,
     channels: [Channel; 2],
     pub stats: RecordStats,
+    /// G.711 packets taken (what the recording's audio is made of).
+    pub audio: u64,
 }
 
 impl Recorder {
@@ -118,6 +120,7 @@ impl Recorder {
             horizon: 0,
             channels: [Channel::new(capacity), Channel::new(capacity)],
             stats: RecordStats::default(),
+            audio: 0,
         }
     }
 
@@ -170,6 +173,7 @@ impl Recorder {
         if p.payload.is_empty() || ch >= self.channels.len() {
             return;
         }
+        self.audio += 1;
         let n = p.payload.len() as u64;
         let t0 = *self.t0.get_or_insert(now);
         let arrival = now.saturating_duration_since(t0).as_micros() as u64 * RATE / 1_000_000;

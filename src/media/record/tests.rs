@@ -246,7 +246,10 @@ fn telephone_events_and_comfort_noise_stay_out_of_the_audio() {
     r.push(t0, 0, &rtp(18, 3, 0, 1, &[1, 2, 3]));
     assert_eq!(r.stats.skipped, 2);
     assert_eq!(r.stats.undecodable, 1);
+    assert_eq!(r.audio, 0, "no audio: what the writer warns of at the end");
     assert!(finished(&mut r).is_empty());
+    r.push(t0, 0, &rtp(0, 4, 0, 1, &[0xff; 160]));
+    assert_eq!(r.audio, 1);
     // Garbage is not a packet.
     r.push(t0, 0, &[1, 2, 3]);
 }
