@@ -14,7 +14,7 @@ impl Call {
         cx: &mut Cx,
         id: TxnId,
         role: TxnRole,
-        resp: Response,
+        mut resp: Response,
     ) {
         // Its privacy stands for the rest of the dialog (`note_privacy`).
         let from = match role {
@@ -26,6 +26,7 @@ impl Call {
         };
         if let Some(side) = from {
             self.note_privacy(side, &resp.header_lines(&crate::sip::Hdr::named("Privacy")));
+            self.unbelieved_isdn(side, &mut resp);
         }
         match role {
             TxnRole::Invite(n) => self.on_invite_response(cx, id, n, resp),

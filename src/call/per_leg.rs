@@ -45,6 +45,16 @@ impl Call {
         }
     }
 
+    /// A message from `side`'s peer, not believed (`trust_asserted = false`), carries no ISDN
+    /// signalling on: judged by the call's own peer for that side. The check as messages
+    /// come in goes by source address, which leaves some senders unknown (a front's
+    /// unstamped response, a peer a reload moved) and judged believed.
+    pub(super) fn unbelieved_isdn<M: crate::sip::Body>(&self, side: Side, msg: &mut M) {
+        if !self.sender(side).asserts {
+            crate::interop::isdn::withhold(msg);
+        }
+    }
+
     /// A message from `side` said (with its `Privacy`) whether its party's identity is
     /// withheld: the dialog's later messages from that side that say nothing (a re-INVITE,
     /// an UPDATE, the 200 after a private 180) are judged by it (RFC 3323 §4.2 asks it for

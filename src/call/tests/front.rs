@@ -761,3 +761,45 @@ fn the_fronts_own_cancel_is_the_callers_and_another_peers_is_not() {
         |m| matches!(m, Message::Request(r) if r.method() == Method::Cancel && r.call_id() == inv.call_id())
     ));
 }
+
+/// A peer not believed (`trust_asserted = false`) answers through a front that does not
+/// stamp responses: its SIP-I body still goes on as its SDP alone, judged by the call's own
+/// peer for that leg. Before, a sender the front left unnamed was believed, and its ISUP
+/// reached the PBX (trusted with identities).
+#[test]
+fn an_unbelieved_callees_isup_through_the_front_goes_no_further() {
+    let mut cfg = config_with(|n, p| match n {
+        "carrier-a" => p.headers.trust_asserted = false,
+        "pbx" => p.headers.trust_identity = true,
+        _ => {}
+    });
+    cfg.front = Some(Target::udp(addr(FRONT)));
+    let mut h = H::with(cfg);
+    let invite = invite_text("f-isup", "z9hG4bKfisup", "+8610123", "");
+    h.recv(FRONT, &via_front(&invite, "127.0.0.2:5060"));
+    let inv = h.one_request(FRONT, Method::Invite);
+    h.take(FRONT);
+    let isup = b"\x09\x00\x01\r\n";
+    let (body, ct) =
+        crate::sdp::with_sdp_part(SDP.as_bytes(), isup, "application/isup", &[]).unwrap();
+    let Message::Response(mut ok) = reply(
+        &inv,
+        200,
+        "c1",
+        &[
+            (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+            (Hdr::RECORD_ROUTE, "<sip:127.0.0.10:5060;lr>"),
+        ],
+        None,
+    ) else {
+        unreachable!("a reply is a response")
+    };
+    ok.set_body(body, Some(&ct)).unwrap();
+    h.recv_msg(FRONT, Message::Response(ok));
+    let to_pbx = h.response_with(FRONT, 200, "the PBX is answered");
+    assert!(
+        !to_pbx.body().windows(isup.len()).any(|w| w == isup),
+        "{to_pbx:?}"
+    );
+    assert_eq!(to_pbx.body().as_ref(), SDP.as_bytes());
+}
