@@ -17,15 +17,17 @@ impl Call {
         mut resp: Response,
     ) {
         // Its privacy stands for the rest of the dialog (`note_privacy`).
+        // (Not an earlier callee's, nor an abandoned attempt's.)
         let from = match role {
-            TxnRole::Invite(_) => Some(super::Side::B),
+            TxnRole::Invite(n) if n == self.route.attempt() => Some(super::Side::B),
             TxnRole::Relay => (self.relayed.iter())
                 .find(|(t, _)| *t == id)
                 .map(|(_, r)| r.origin.other()),
             _ => None,
         };
         if let Some(side) = from {
-            self.note_privacy(side, &resp.header_lines(&crate::sip::Hdr::named("Privacy")));
+            let privacy = resp.header_lines(&crate::sip::Hdr::named("Privacy"));
+            self.note_privacy(side, resp.to_tag().as_deref(), &privacy);
             self.unbelieved_isdn(side, &mut resp);
         }
         match role {

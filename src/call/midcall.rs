@@ -20,7 +20,8 @@ use crate::txn::TxnId;
 impl Call {
     /// A request within this call's dialog on `side` (server transaction `id`).
     pub(super) fn on_in_dialog(&mut self, cx: &mut Cx, side: Side, id: TxnId, mut req: Request) {
-        self.note_privacy(side, &req.header_lines(&Hdr::named("Privacy")));
+        let privacy = req.header_lines(&Hdr::named("Privacy"));
+        self.note_privacy(side, req.from_tag().as_deref(), &privacy);
         self.unbelieved_isdn(side, &mut req);
         // A request in another branch's early dialog (`forks.rs`) is judged in that dialog,
         // and that branch is followed from now on if the request goes on to the caller.

@@ -59,10 +59,23 @@ impl Call {
     /// withheld: the dialog's later messages from that side that say nothing (a re-INVITE,
     /// an UPDATE, the 200 after a private 180) are judged by it (RFC 3323 §4.2 asks it for
     /// the whole dialog), and one that says `none` lifts it.
-    pub(super) fn note_privacy(&mut self, side: Side, lines: &[String]) {
+    /// (`tag`: the callee's own tag on the message, To of a response or From of a request;
+    /// unused for the caller, whose dialog is one.) A callee's branch speaks for itself: a
+    /// message from another branch than the last heard, before the answer, has said
+    /// nothing yet unless it says so; after the answer only the answering branch counts (a
+    /// losing branch's late 2xx is hung up).
+    pub(super) fn note_privacy(&mut self, side: Side, tag: Option<&str>, lines: &[String]) {
+        let same = side == Side::A
+            || tag.is_none()
+            || tag == self.b.as_ref().and_then(|d| d.remote_tag.as_deref());
+        if !same && self.phase.is_up() {
+            return;
+        }
         if !lines.is_empty() {
             let private = crate::interop::headers::asks_id_privacy(lines);
             self.marks.set_id_private(side, private);
+        } else if !same {
+            self.marks.set_id_private(side, false);
         }
     }
 

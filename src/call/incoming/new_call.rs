@@ -201,7 +201,7 @@ impl B2bua {
             },
             media,
         });
-        call.note_privacy(Side::A, &privacy);
+        call.note_privacy(Side::A, None, &privacy);
         // Filed only once it is built: nothing points at a call that never was.
         self.env.dialogs.insert(&call.a, (r, Side::A));
         if let Some(key) = &setup {

@@ -1349,6 +1349,60 @@ fn privacy_asked_once_stands_for_the_rest_of_the_dialog() {
     assert!(shown.contains("+8610888"), "{shown}");
 }
 
+/// A forking callee's branches speak for themselves: one branch's private 183 does not
+/// hide the identity of the other branch that answers, and a losing branch's late 200
+/// saying `Privacy: none` does not lift what the answering branch asked.
+#[test]
+fn each_branch_of_a_forking_callee_has_its_own_privacy() {
+    let pai = "<sip:+8610888@10.9.9.9;user=phone>";
+    let contact = (Hdr::CONTACT, "<sip:c@127.0.0.3>");
+    let heads = |privacy: Option<&'static str>| {
+        let mut h = vec![contact.clone(), (Hdr::P_ASSERTED_IDENTITY, pai)];
+        if let Some(p) = privacy {
+            h.push((Hdr::named("Privacy"), p));
+        }
+        h
+    };
+    // Branch y's 183 is private; branch x answers without Privacy: x's identity is shown.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk1", "z9hG4bKfk1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "y1", &heads(Some("id")), None));
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "x1", &heads(None), Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered by x");
+    assert!(ok.header(&Hdr::P_ASSERTED_IDENTITY).is_some(), "{ok:?}");
+    // Branch x answers privately; y's late 200 says none; x's re-INVITE shows nothing.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk2", "z9hG4bKfk2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 200, "x1", &heads(Some("id")), Some(SDP)),
+    );
+    let ok = h.response_with(PHONE, 200, "answered by x");
+    assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("fk2", "ACK", &tag, 1, "z9hG4bKfk2a", ""),
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 200, "y1", &heads(Some("none")), Some(SDP)),
+    );
+    h.take(CARRIER_A);
+    let pai_line = format!("P-Asserted-Identity: {pai}\r\n");
+    let re = from_carrier_in(&inv, "INVITE", "x1", 2, "z9hG4bKfk2r", SDP).replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{pai_line}"),
+        1,
+    );
+    h.recv(CARRIER_A, &re);
+    let re = h.one_request(PHONE, Method::Invite);
+    assert_eq!(re.header(&Hdr::P_ASSERTED_IDENTITY), None, "{re:?}");
+}
+
 /// The same toward a trusted PBX: the 200's identity reaches it, with the standing request
 /// to withhold it (`Privacy: id`, RFC 3325 §7) that the 200 itself did not repeat.
 #[test]
