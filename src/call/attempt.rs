@@ -240,10 +240,21 @@ impl Call {
         // (A late offer may carry the caller's early answer, alone or beside its ISUP: not a
         // rewrite of the caller's SDP, and counted where it is shaped.) The caller's SDP is
         // its session as it last offered it.
-        let session = self
-            .callers_session_over(template)
-            .map_or(template.body(), |(body, _)| body);
-        if peer.ptime.is_some() && super::anchor::carries_sdp(template) && invite.body() != session
+        let (session, session_ct) = self.callers_session_over(template).map_or(
+            (template.body(), template.header(&Hdr::CONTENT_TYPE)),
+            |(body, ct)| (body, ct.clone()),
+        );
+        // Its SDP compared, not the whole body: an ISUP withheld from this peer is no ptime.
+        let sdp_of = |body: &[u8], ct: Option<String>| {
+            crate::sdp::locate(ct.as_deref(), body)
+                .ok()
+                .flatten()
+                .map(|p| p.of(body).to_vec())
+        };
+        if peer.ptime.is_some()
+            && super::anchor::carries_sdp(template)
+            && sdp_of(invite.body(), invite.header(&Hdr::CONTENT_TYPE))
+                != sdp_of(session, session_ct)
         {
             cx.env.rewrote(Rewrite::Ptime);
         }

@@ -127,6 +127,8 @@ impl Call {
         // in its UPDATE included: one that crosses the callee's 2xx is one to the callee,
         // and without Session-Expires would turn its timer off, RFC 4028 §9).
         let restates = matches!(send_as, Method::Invite | Method::Update);
+        // Whether `[sdp] ptime` changed its body (counted as a rewrite).
+        let mut reshaped = false;
         let built = leg
             .request(send_as, local, &mut cx.env.ids)
             .and_then(|mut out| {
@@ -177,7 +179,9 @@ impl Call {
                     out.set_body(status, Some("message/sipfrag"))?;
                 } else {
                     let ct = req.header(&Hdr::CONTENT_TYPE);
-                    out.set_body(shaped_body(&profile, &req), ct.as_deref())?;
+                    let shaped = shaped_body(&profile, &req);
+                    reshaped = shaped != *req.body();
+                    out.set_body(shaped, ct.as_deref())?;
                     crate::interop::isdn::for_peer(&profile, &mut out);
                 }
                 Ok(out)
@@ -188,7 +192,7 @@ impl Call {
                 }
                 Ok(out)
             });
-        if built.as_ref().is_ok_and(|out| out.body() != req.body()) {
+        if built.is_ok() && reshaped {
             cx.env.rewrote(super::cx::Rewrite::Ptime);
         }
         let mut out = match built {
@@ -233,7 +237,7 @@ impl Call {
                 anchor::AnchorError::NoPorts => {
                     warn!(call_id = %self.call_id(), "no RTP ports left: {method} offer refused with 488");
                     self.events
-                        .push(super::events::CallEvent::MediaPortsExhausted);
+                        .push_once(super::events::CallEvent::MediaPortsExhausted);
                 }
                 anchor::AnchorError::Unreadable(e) => {
                     debug!(call_id = %self.call_id(), error = %e, "{method} offer refused")

@@ -103,9 +103,9 @@ pub(super) fn sipfrag_status(body: &[u8]) -> Option<u16> {
 /// has one ([`sipfrag_status`]).
 pub(super) fn sipfrag_status_line(body: &[u8]) -> Option<bytes::Bytes> {
     sipfrag_status(body)?;
-    let end = body
-        .windows(2)
-        .position(|w| w == b"\r\n")
+    // (A bare LF or CR ends it too: a fragment so written must not go on whole.)
+    let end = (body.iter())
+        .position(|c| matches!(c, b'\r' | b'\n'))
         .unwrap_or(body.len());
     let mut line = body[..end].to_vec();
     line.extend_from_slice(b"\r\n");
@@ -127,12 +127,17 @@ fn leads_with(value: &str, word: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::sipfrag_status;
+    use super::{sipfrag_status, sipfrag_status_line};
 
     #[test]
     fn a_sipfrags_status_is_read_from_its_status_line_only() {
         assert_eq!(sipfrag_status(b"SIP/2.0 180 Ringing\r\n"), Some(180));
         assert_eq!(sipfrag_status(b"SIP/2.0 603"), Some(603));
+        let bare_lf = b"SIP/2.0 200 OK\nContact: <sip:secret@10.1.1.1>\n";
+        assert_eq!(
+            sipfrag_status_line(bare_lf).as_deref(),
+            Some(&b"SIP/2.0 200 OK\r\n"[..])
+        );
         for no in [
             &b"SIP/2.0 2000 OK"[..],
             b"SIP/2.0 +20 OK",

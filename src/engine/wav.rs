@@ -250,8 +250,8 @@ struct Files<'a> {
     stopped: &'a std::sync::atomic::AtomicU64,
     /// [`WavWriters::keep_free`].
     min_free: &'a std::sync::atomic::AtomicU64,
-    /// Recordings are being refused for want of space: said once, not for every call.
-    low_space: bool,
+    /// Recordings' free space as last seen ([`file::Space`]).
+    space: file::Space,
     written: metrics::Counter,
     /// The slice the next recording opened joins: round robin, so slices stay even.
     next_slice: u32,
@@ -308,7 +308,7 @@ impl Files<'_> {
             tracing::error!(path = %path.display(), error = %e, "cannot create recording folder: the call goes on unrecorded");
             return;
         }
-        if (path.parent()).is_some_and(|d| short_of_space(self.min_free, &mut self.low_space, d)) {
+        if (path.parent()).is_some_and(|d| short_of_space(self.min_free, &mut self.space, d)) {
             self.refused_for(id, "space", RecordingNews::NotStarted);
             return;
         }
@@ -405,7 +405,7 @@ impl Files<'_> {
             // Dynamic payload types are taken for telephone-events and left out; a call
             // whose audio was one too (Opus, AMR-WB beside a PCMU it never used) gave a
             // silent file and no word of it.
-            if r.audio == 0 && r.stats.skipped > 0 {
+            if r.audio == 0 && r.stats.skipped > 0 && r.stats.undecodable == 0 {
                 warn!(
                     call = id,
                     packets = r.stats.skipped,

@@ -122,6 +122,32 @@ fn a_carriers_isup_reaches_only_peers_in_the_trust_domain() {
         let inv = h.one_request(PHONE, Method::Invite);
         let carried = inv.body().windows(isup.len()).any(|w| w == isup);
         assert_eq!(carried, trusted, "{inv:?}");
+        if trusted {
+            continue;
+        }
+        // The carrier's SIP-I re-INVITE too; withheld, it is no ptime rewrite (the PBX has
+        // none), which every body changed was counted as.
+        let (re_body, ct) =
+            crate::sdp::with_sdp_part(SDP.as_bytes(), isup, "application/isup", &[]).unwrap();
+        let re_body = String::from_utf8(re_body.to_vec()).unwrap();
+        let contact = [(Hdr::CONTACT, "<sip:1000@127.0.0.2>")];
+        h.recv_msg(PHONE, reply(&inv, 200, "p1", &contact, Some(SDP)));
+        let ok = h.response_with(CARRIER_A, 200, "the carrier is answered");
+        let tag = ok.to_tag().unwrap();
+        h.recv(
+            CARRIER_A,
+            &from_phone_in("sipi1", "ACK", &tag, 1, "z9hG4bKsipa", ""),
+        );
+        let re = from_phone_in("sipi1", "INVITE", &tag, 2, "z9hG4bKsipr", &re_body).replacen(
+            "Content-Type: application/sdp",
+            &format!("Content-Type: {ct}"),
+            1,
+        );
+        h.recv(CARRIER_A, &re);
+        let re = h.one_request(PHONE, Method::Invite);
+        assert_eq!(re.body().as_ref(), SDP.as_bytes(), "{re:?}");
+        let ptime = h.core.rewrites().into_iter().find(|(k, _)| *k == "ptime");
+        assert!(ptime.is_none_or(|(_, n)| n == 0), "{ptime:?}");
         if !trusted {
             assert_eq!(
                 inv.header(&Hdr::CONTENT_TYPE).as_deref(),

@@ -152,19 +152,45 @@ pub(super) fn write_frames(w: &mut Writer, stereo: bool, frames: &[[i16; 2]]) ->
     out.flush()
 }
 
+/// What the writer thread last learnt of the recordings' free space.
+#[derive(Debug, Default)]
+pub(super) struct Space {
+    /// Short of `[recording] min_free_mb` at the last look (said once while it lasts).
+    low: bool,
+    /// When it was last asked: at most once a second for every recording (a thousand
+    /// recordings each asking every 5 s would ask 200 times a second, slow on NFS).
+    asked: Option<std::time::Instant>,
+}
+
+/// How long a look at the free space stands.
+const SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Whether the file system of folder `dir` has less free than `min_free` bytes (`[recording]
 /// min_free_mb`): recordings must not fill the disk the CDRs are written to (a CDR file that
-/// cannot be written refuses every new call). Said at warn once while it lasts (`low`).
+/// cannot be written refuses every new call). Said at warn once while it lasts. (The
+/// recordings' folders are one file system's: a look stands for all of them a second.)
 pub(super) fn short_of_space(
     min_free: &std::sync::atomic::AtomicU64,
-    low: &mut bool,
+    space: &mut Space,
     dir: &Path,
 ) -> bool {
     let floor = min_free.load(std::sync::atomic::Ordering::Relaxed);
-    let Some(free) = (floor > 0).then(|| free_bytes(dir)).flatten() else {
+    if floor == 0 {
+        return false;
+    }
+    let now = std::time::Instant::now();
+    if space
+        .asked
+        .is_some_and(|t| now.duration_since(t) < SPACE_FRESH)
+    {
+        return space.low;
+    }
+    space.asked = Some(now);
+    let Some(free) = free_bytes(dir) else {
         return false;
     };
     let short = free < floor;
+    let low = &mut space.low;
     if short && !*low {
         tracing::warn!(
             dir = %dir.display(),

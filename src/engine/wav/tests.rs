@@ -176,7 +176,7 @@ fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
         failed: HashMap::new(),
         stopped,
         min_free: &NO_FLOOR,
-        low_space: false,
+        space: Default::default(),
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
         news: News::default(),
@@ -650,8 +650,12 @@ fn recordings_keep_min_free_on_their_file_system() {
     let wav = hound::WavReader::open(&path).unwrap();
     assert!(wav.duration() > 0, "a playable file up to there");
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 2);
-    // Space again: the next recording starts.
+    // Its call never answered: the file goes with it.
+    files.discard(1);
+    assert!(!path.exists(), "no file left that no CDR names");
+    // Space again (a second later: a look stands a second): the next recording starts.
     floor.store(1, std::sync::atomic::Ordering::Relaxed);
+    files.space = Default::default();
     files.open(3, dir.path().join("day/c.wav"), true, fed(1));
     assert!(files.open.contains_key(&3));
     files.close(3);

@@ -49,7 +49,7 @@ fn run(
         failed: survivors.take(),
         stopped,
         min_free,
-        low_space: false,
+        space: Default::default(),
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
         news,

@@ -80,7 +80,7 @@ impl Files<'_> {
             && !gone
             && checked
             && (f.path.parent())
-                .is_some_and(|d| file::short_of_space(self.min_free, &mut self.low_space, d));
+                .is_some_and(|d| file::short_of_space(self.min_free, &mut self.space, d));
         let path = &f.path;
         match r {
             Ok(()) if gone => {
@@ -92,8 +92,11 @@ impl Files<'_> {
             Ok(()) => {
                 self.written.increment(wrote * per_frame);
                 if short {
+                    let kept = path.clone();
                     self.refused_for(id, "space", RecordingNews::Stopped);
                     self.finalize_counted(id, false);
+                    // A call still ringing may yet be discarded: its file goes then.
+                    self.failed.insert(id, kept);
                 } else if full {
                     tracing::error!(path = %path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
                     self.refused_for(id, "size_limit", RecordingNews::Stopped);
