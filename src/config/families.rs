@@ -8,7 +8,8 @@ use std::net::IpAddr;
 
 use super::error::ConfigError;
 use super::profile::Places;
-use super::{Config, Profile, sip};
+use super::{Config, Listen, Profile, sip};
+use crate::sip::Transport;
 
 /// The warnings for peer `p` (its places `at`): its `address` in another family than the
 /// advertised SIP address (it is told to send within calls where it cannot), or, anchored,
@@ -20,6 +21,7 @@ pub(super) fn family_warnings(
     at: &Places,
     advertise: Option<&str>,
     media_ip: IpAddr,
+    listen: &[Listen],
     warnings: &mut Vec<ConfigError>,
 ) {
     let peer = p.address.addr.ip();
@@ -28,6 +30,24 @@ pub(super) fn family_warnings(
     }
     let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
     let mut say = |what: String| warnings.push(ConfigError::placed(&at.path, at.address, what));
+    // Sent from a UDP socket of the other family, every request to it fails (said only in
+    // the send failures' summary). `[::]` takes both families.
+    let serves = |l: &Listen| {
+        l.transport == Transport::Udp
+            && (l.addr.ip() == IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
+                || l.addr.ip().is_ipv4() == peer.is_ipv4())
+    };
+    if p.address.transport == Transport::Udp
+        && listen.iter().any(|l| l.transport == Transport::Udp)
+        && !listen.iter().any(serves)
+    {
+        say(format!(
+            "warning: {} is reached over {} UDP, but no UDP address in [sip] listen is of that \
+             family: nothing can be sent to it",
+            p.name.0,
+            family(peer)
+        ));
+    }
     let sip_ip = advertise.and_then(sip::advertise_ip);
     if let Some(sip_ip) = sip_ip
         && sip_ip.is_ipv4() != peer.is_ipv4()

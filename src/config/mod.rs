@@ -382,7 +382,7 @@ impl Config {
             // Behind a front, peers are told the front's address (its Record-Route), not
             // ours: what `[sip] advertise` is says nothing to them.
             let told = front.is_none().then_some(advertise.as_str());
-            family_warnings(p, &places_of(p), told, media_ip, &mut warnings);
+            family_warnings(p, &places_of(p), told, media_ip, &listen, &mut warnings);
             // Our Via and Contact toward it name a TCP port: without a TCP listener they name
             // the UDP one, where its requests and the connections back for our answers find
             // nothing.

@@ -64,11 +64,15 @@ pub(super) fn sip(
         None => None,
     };
     let mut advertise = s.advertise.get_ref().trim().to_string();
-    // Written mapped (`::ffff:a.b.c.d`), it is that IPv4 address in Via and Contact too.
-    if let Some(std::net::IpAddr::V4(v4)) = advertise_ip(&advertise)
-        && advertise.contains(':')
-    {
-        advertise = v4.to_string();
+    // An address is written in its one printed form: peers echo our Via's host as their
+    // parser prints it (`2001:db8::10` for `2001:0db8::10`), and a Via not written as ours
+    // names someone else (every answer to our requests was dropped). Written mapped
+    // (`::ffff:a.b.c.d`), it is that IPv4 address in Via and Contact too.
+    if let Some(ip) = advertise_ip(&advertise) {
+        advertise = match ip {
+            std::net::IpAddr::V6(v6) if advertise.starts_with('[') => format!("[{v6}]"),
+            ip => ip.to_string(),
+        };
     }
     if let Err(why) = advertisable(&advertise) {
         errs.push(at(
@@ -114,7 +118,19 @@ pub(super) fn reachable(ip: std::net::IpAddr) -> Result<(), &'static str> {
     if !super::net::names_one_host(ip) {
         return Err("reaches no one in particular: name the address peers reach this host at");
     }
+    if is_link_local(ip) {
+        return Err(LINK_LOCAL);
+    }
     Ok(())
+}
+
+/// Why a link-local address is refused wherever the gateway is told one.
+const LINK_LOCAL: &str = "is link-local (fe80::/10): it means something only with its zone \
+    (`%eth0`), which sockets, Via and SDP do not carry; use a global or unique-local address";
+
+/// An IPv6 link-local address (fe80::/10).
+fn is_link_local(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// `udp:127.0.0.1:5060`, `tcp:[::1]:5060`. A bare `ip:port` means UDP.
@@ -128,8 +144,17 @@ pub fn parse_transport_addr(s: &str) -> Result<(Transport, SocketAddr), String> 
         _ => (Transport::Udp, s),
     };
     let addr = rest.parse::<SocketAddr>().map_err(|_| {
+        if rest.contains('%') {
+            return format!(
+                "{s:?}: a zone (`%eth0`) is not kept; use a global or unique-local address"
+            );
+        }
         format!("{s:?} must be transport:ip:port, e.g. \"udp:127.0.0.1:5060\" (IP addresses only)")
     })?;
+    // A zone (`[fe80::1%2]`) would be dropped below, leaving an address that means nothing.
+    if is_link_local(addr.ip()) {
+        return Err(format!("{s:?} {LINK_LOCAL}"));
+    }
     // `[::ffff:a.b.c.d]` is that IPv4 address, as every reader takes a source so written:
     // kept mapped, a peer's answers (from a.b.c.d) would match none of its transactions.
     let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());

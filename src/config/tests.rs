@@ -1042,7 +1042,8 @@ fn the_dialling_prefixes_are_digits_that_leave_each_other_reachable() {
 
 /// A peer reached over IPv6 while the gateway advertises IPv4 (and relays media on IPv4):
 /// it would be told an address it cannot reach, and an anchored call with it would have no
-/// audio. Both load with a warning at its `address`; before, the first call found out.
+/// audio, and no UDP listener of its family could send to it. Each loads with a warning at
+/// its `address`; before, the first call found out.
 #[test]
 fn a_peer_of_the_other_address_family_is_warned_about() {
     let mut ps = standard_profiles();
@@ -1051,7 +1052,7 @@ fn a_peer_of_the_other_address_family_is_warned_about() {
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
     let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
-    assert_eq!(said.len(), 2, "{said:?}");
+    assert_eq!(said.len(), 3, "{said:?}");
     assert!(
         said.iter()
             .all(|w| w.contains("carrier-b.toml:") && w.contains("IPv6")),
@@ -1715,4 +1716,59 @@ fn recordings_keep_512_mib_free_by_default_and_the_floor_is_bounded() {
         text.contains("[recording] min_free_mb must be 0..=1048576"),
         "{text}"
     );
+}
+
+const LISTEN: &str = "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]";
+
+/// IPv6 as operators write it: an advertised address in any spelling is written in its
+/// one printed form (peers echo our Via host so; `2001:0db8::10` dropped every answer to
+/// our requests as someone else's), and a link-local address, whose zone nothing carries,
+/// is refused with the reason, a zone written `%eth0` too.
+#[test]
+fn ipv6_addresses_are_written_in_one_form_and_link_local_ones_refused() {
+    let load = |from: &str, to: &str| load_tree(&GATEWAY.replace(from, to), &standard_profiles());
+    let c = load(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"2001:0db8:0:0::10\"",
+    )
+    .unwrap();
+    assert_eq!(c.advertise, "2001:db8::10");
+    let c = load(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"[2001:0db8::10]\"",
+    )
+    .unwrap();
+    assert_eq!(c.advertise, "[2001:db8::10]");
+    for (from, to) in [
+        ("advertise = \"127.0.0.1\"", "advertise = \"fe80::1\""),
+        (LISTEN, "listen = [\"udp:[fe80::1%2]:5060\"]"),
+    ] {
+        let text = load(from, to).unwrap_err().to_string();
+        assert!(text.contains("link-local"), "{text}");
+    }
+    let text = load(LISTEN, "listen = [\"udp:[fe80::1%eth0]:5060\"]")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("zone"), "{text}");
+}
+
+/// A UDP peer of the family no UDP listener has is said at load: every request to it would
+/// leave by a socket of the other family and fail, said only in the send failures'
+/// summary. A listener on `[::]` takes both families.
+#[test]
+fn a_udp_peer_no_udp_listener_can_reach_is_a_warning() {
+    let v6 = "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:[2001:db8::7]:5060\"\n";
+    let mut profiles = standard_profiles();
+    profiles[1].1 = v6.to_string();
+    let said = |gateway: &str| -> Vec<String> {
+        let c = load_tree(gateway, &profiles).unwrap();
+        c.warnings.iter().map(|w| w.to_string()).collect()
+    };
+    let warned = |w: &Vec<String>| {
+        w.iter()
+            .any(|w| w.contains("no UDP address in [sip] listen"))
+    };
+    assert!(warned(&said(GATEWAY)), "{:?}", said(GATEWAY));
+    let dual = GATEWAY.replace(LISTEN, "listen = [\"udp:[::]:5060\"]");
+    assert!(!warned(&said(&dual)), "{:?}", said(&dual));
 }
