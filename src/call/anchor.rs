@@ -29,6 +29,9 @@ pub(super) enum AnchorError {
     NoPorts,
     /// The SDP cannot be read (or has too many streams): it must not pass unanchored.
     Unreadable(SdpError),
+    /// A stream's address is of the other IP family than the relay's (`[media] advertise`):
+    /// the relay's sockets cannot reach it, and the call would have no audio.
+    OtherFamily,
 }
 
 /// Where the SDP being anchored stands in its offer/answer exchange.
@@ -146,6 +149,26 @@ impl Call {
                 (mb, relayed)
             }
         };
+        // A relayed stream whose address is of the other family than the relay's gets no
+        // audio through it: an offer so written is refused (488), an answer (which cannot
+        // be) said, once (before, the call answered silent, each send failing at debug).
+        let relay_v4 = self.cfg.media_ip.to_canonical().is_ipv4();
+        let other_family = (mb.streams.iter().zip(&relayed)).any(|(e, r)| {
+            *r && !e.held
+                && e.ip
+                    .is_some_and(|ip| ip.to_canonical().is_ipv4() != relay_v4)
+        });
+        if other_family && exchange == Exchange::Offer {
+            warn!(call_id = %self.call_id(), side = ?from, "SDP names media in the other IP family than [media] advertise: offer refused with 488");
+            return Err(AnchorError::OtherFamily);
+        }
+        if other_family
+            && self
+                .events
+                .push_once(super::events::CallEvent::MediaOtherFamily(from))
+        {
+            warn!(call_id = %self.call_id(), side = ?from, "SDP names media in the other IP family than [media] advertise: that leg gets no audio through the relay");
+        }
         let profile = |side: Side| self.profile_during(side, callee);
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP
         // holds every active stream (a hold is offered and answered: either way it shows).

@@ -163,6 +163,11 @@ impl Call {
                     self.route.stop();
                     return AttemptOutcome::BadSdp;
                 }
+                // (Said where it is found.)
+                Err(AnchorError::OtherFamily) => {
+                    self.route.stop();
+                    return AttemptOutcome::BadSdp;
+                }
             }
             let target = dialog.target;
             // A new peer: its challenges, if any, are its own; so are its branches. The

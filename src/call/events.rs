@@ -66,6 +66,9 @@ pub enum CallEvent {
     RecordingStopped,
     /// The recording's file was removed while the call was up: recording stopped, no file.
     RecordingRemoved,
+    /// This side's SDP named media in the other IP family than the relay's, in an answer
+    /// (an offer so written is refused): that leg gets no audio through the relay.
+    MediaOtherFamily(Side),
     /// This side's REFER was relayed and accepted (2xx) by the other leg: a transfer.
     Transfer(Side),
     /// The transferee's last report on a transfer (`Subscription-State: terminated`): the
@@ -104,6 +107,7 @@ impl fmt::Display for CallEvent {
             CallEvent::RecordingNotStarted => f.write_str("recording_not_started"),
             CallEvent::RecordingStopped => f.write_str("recording_stopped"),
             CallEvent::RecordingRemoved => f.write_str("recording_removed"),
+            CallEvent::MediaOtherFamily(side) => write!(f, "media_other_family_{}", side.party()),
             CallEvent::Transfer(side) => write!(f, "transfer_by_{}", side.party()),
             CallEvent::TransferResult(status) => write!(f, "transfer_result_{status}"),
         }

@@ -242,6 +242,7 @@ impl Call {
                 anchor::AnchorError::Unreadable(e) => {
                     debug!(call_id = %self.call_id(), error = %e, "{method} offer refused")
                 }
+                anchor::AnchorError::OtherFamily => {}
             }
             return self.refuse_relay(cx, id, &req, 488, "Not Acceptable Here", &[]);
         }

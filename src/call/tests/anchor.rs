@@ -311,6 +311,40 @@ fn a_stream_added_mid_call_with_the_pool_dry_gets_488_and_the_cdr_says_why() {
     );
 }
 
+/// A leg's SDP in the other IP family than the relay's (`[media] advertise` IPv4 here): an
+/// offer so written gets 488 and takes no ports; an answer (which cannot be refused) is
+/// said, in the log and the CDR. Before, the call answered silent, every send failing at
+/// debug level.
+#[test]
+fn media_in_the_other_ip_family_than_the_relays_is_refused_or_said() {
+    let mut h = anchored();
+    let free = h.core.free_media_ports();
+    let v6 = SDP.replace("IN IP4 192.0.2.10", "IN IP6 2001:db8::5");
+    h.recv(PHONE, &invite_with_sdp("fam1", &v6));
+    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
+    assert_eq!(h.core.free_media_ports(), free);
+    // The callee answers in IPv6: the call goes on, and its CDR says why it may be silent.
+    h.recv(PHONE, &invite_text("fam2", "z9hG4bKfam2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", &v6);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("fam2", "ACK", &tag, 1, "z9hG4bKfam2a", ""),
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("fam2", "BYE", &tag, 2, "z9hG4bKfam2b", ""),
+    );
+    let cdr = h.cdrs.iter().find(|c| c.call_id == "fam2").unwrap();
+    assert!(
+        cdr.events.iter().any(|e| e == "media_other_family_callee"),
+        "{:?}",
+        cdr.events
+    );
+}
+
 #[test]
 fn reinvite_moving_media_updates_the_relay_without_new_ports() {
     let mut h = anchored();

@@ -7,10 +7,13 @@
 //! or none refused lately, any AS may take all of it, so nothing is left idle that someone
 //! asks for.
 //!
-//! An AS is its source IP (its port may change from one socket to the next).
+//! An AS is its source IP (its port may change from one socket to the next), an IPv6 one its
+//! /64: a host picks its addresses from one, and would take a share per address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+
+use crate::config::net::source_key;
 use std::time::{Duration, Instant};
 
 /// How long a refused AS stays owed its share of `max_active`, and keeps its place in the
@@ -88,6 +91,7 @@ impl Shares {
         max_active: usize,
         rate: u32,
     ) -> Result<(), &'static str> {
+        let ip = source_key(ip);
         // Alone (or nobody known): nothing to share.
         if self.by_ip.keys().all(|k| *k == ip) {
             return Ok(());
@@ -143,6 +147,7 @@ impl Shares {
 
     /// AS `ip` placed a call-back (`rate` a second allowed in all).
     pub fn took(&mut self, now: Instant, ip: IpAddr, rate: u32) {
+        let ip = source_key(ip);
         self.sweep(now);
         let window = self.rate_share_of(now, ip, rate).map(|(_, w)| w);
         let s = self.by_ip.entry(ip).or_default();
@@ -164,6 +169,7 @@ impl Shares {
     /// share of that for a while. `total`: the call-backs active, which bounds the ASes
     /// holding any.
     pub fn refused(&mut self, now: Instant, ip: IpAddr, reason: &str, total: usize) {
+        let ip = source_key(ip);
         self.sweep(now);
         let room = self.by_ip.len() < MAX_IDLE.saturating_add(total);
         let s = match self.by_ip.get_mut(&ip) {
@@ -183,7 +189,7 @@ impl Shares {
 
     /// One of AS `ip`'s call-backs ended.
     pub fn ended(&mut self, ip: IpAddr) {
-        if let Some(s) = self.by_ip.get_mut(&ip) {
+        if let Some(s) = self.by_ip.get_mut(&source_key(ip)) {
             s.active = s.active.saturating_sub(1);
         }
     }

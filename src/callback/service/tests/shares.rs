@@ -246,3 +246,20 @@ fn refused_sources_are_remembered_in_bounded_number() {
     assert_eq!(h.try_from(AS, "a2"), "ok");
     assert_eq!(h.svc.shares.tracked(), 1);
 }
+
+/// An IPv6 AS is its /64: a host sending each REQUEST from another address of its /64 is
+/// one AS, and takes no share per address. Before, each address was an AS of its own
+/// under its share, and took the room another AS was owed.
+#[test]
+fn an_ipv6_as_is_its_64_not_each_address() {
+    let mut h = two(2, 100);
+    assert_eq!(h.try_from("[2001:db8::1]:40000", "v1"), "ok");
+    assert_eq!(h.try_from("[2001:db8::2]:40000", "v2"), "ok");
+    assert_eq!(h.try_from(AS2, "b1"), "too_many_active");
+    h.end("v1", Outcome::Connected);
+    // The room is the other AS's, from whichever address of the /64 the first asks.
+    assert_eq!(h.try_from("[2001:db8::3]:40000", "v3"), "too_many_active");
+    assert_eq!(h.try_from(AS2, "b1"), "ok");
+    // Two ASes known, not four.
+    assert_eq!(h.svc.shares.tracked(), 2);
+}
