@@ -185,6 +185,20 @@ fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
     }
 }
 
+/// Recording `id` opened at `path` (stereo) and drained a second into its call.
+fn drained(files: &mut Files<'_>, id: u64, path: &std::path::Path) {
+    files.open(id, path.to_path_buf(), true, fed(25));
+    let slice = files.open[&id].slice;
+    files.drain(Instant::now() + Duration::from_secs(1), slice);
+}
+
+/// Recording `id`'s header update is due now (its next write brings it up to date).
+fn header_due(files: &mut Files<'_>, id: u64) {
+    if let Some(f) = files.open.get_mut(&id) {
+        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
+    }
+}
+
 /// A file at the WAV size limit stops its recording with a valid header (the sizes are
 /// 32-bit: past the limit they would wrap, or panic in a debug build).
 #[test]
@@ -532,9 +546,7 @@ fn a_quiet_recordings_header_is_brought_up_to_date() {
     let mut files = files(&stopped, WAV_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("quiet.wav");
-    files.open(1, path.clone(), true, fed(25));
-    let slice = files.open[&1].slice;
-    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    drained(&mut files, 1, &path);
     let data_size = || {
         let bytes = std::fs::read(&path).unwrap_or_default();
         bytes
@@ -544,9 +556,7 @@ fn a_quiet_recordings_header_is_brought_up_to_date() {
     let written = files.open[&1].bytes;
     assert!(written > 0);
     // Nothing more comes; the header is due.
-    if let Some(f) = files.open.get_mut(&1) {
-        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
-    }
+    header_due(&mut files, 1);
     files.write(1, Drained::default());
     assert_eq!(
         u64::from(data_size()),
@@ -581,13 +591,9 @@ fn a_recording_whose_file_was_removed_stops() {
     let mut files = files(&stopped, WAV_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("day/gone.wav");
-    files.open(1, path.clone(), true, fed(25));
-    let slice = files.open[&1].slice;
-    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    drained(&mut files, 1, &path);
     std::fs::remove_dir_all(dir.path().join("day")).unwrap();
-    if let Some(f) = files.open.get_mut(&1) {
-        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
-    }
+    header_due(&mut files, 1);
     files.write(1, Drained::default());
     assert!(!files.open.contains_key(&1));
     let told = std::mem::take(&mut *files.news.lock().unwrap());
@@ -604,13 +610,9 @@ fn a_recording_whose_file_was_moved_goes_on() {
     let mut files = files(&stopped, WAV_LIMIT);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("day/moved.wav");
-    files.open(1, path.clone(), true, fed(25));
-    let slice = files.open[&1].slice;
-    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    drained(&mut files, 1, &path);
     std::fs::rename(dir.path().join("day"), dir.path().join("filed")).unwrap();
-    if let Some(f) = files.open.get_mut(&1) {
-        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
-    }
+    header_due(&mut files, 1);
     files.write(1, Drained::default());
     assert!(files.open.contains_key(&1), "still recording");
     assert!(files.news.lock().unwrap().is_empty());
@@ -631,17 +633,13 @@ fn recordings_keep_min_free_on_their_file_system() {
     files.min_free = &floor;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("day/a.wav");
-    files.open(1, path.clone(), true, fed(25));
-    let slice = files.open[&1].slice;
-    files.drain(Instant::now() + Duration::from_secs(1), slice);
+    drained(&mut files, 1, &path);
     // More than any file system here has free.
     floor.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
     files.open(2, dir.path().join("day/b.wav"), true, fed(25));
     assert!(!files.open.contains_key(&2), "not started");
     assert!(!dir.path().join("day/b.wav").exists());
-    if let Some(f) = files.open.get_mut(&1) {
-        f.last_header = Instant::now() - HEADER_EVERY - Duration::from_millis(1);
-    }
+    header_due(&mut files, 1);
     files.write(1, Drained::default());
     assert!(!files.open.contains_key(&1), "stopped");
     let told = std::mem::take(&mut *files.news.lock().unwrap());
