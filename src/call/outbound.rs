@@ -42,13 +42,13 @@ pub fn outbound_invite(
     let params = params.as_str();
     let ruri = request_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);
     let to_uri = peer_uri_in(&called, private, params, inbound_tel, policy, &peer.domain);
-    // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
-    // but no header we build may carry them: the name loses them, the call goes on.
     // A caller who asked to be private is anonymous to a peer outside the trust domain: its
     // From names nobody, as the P-Asserted-Identity that peer does not get. (A carrier may
     // send the number in From too, trusting its own network not to show it.)
     let privacy = caller_peer.privacy(a_req.header_lines(&Hdr::named("Privacy")));
     let hidden = crate::interop::headers::hides_caller(&peer.headers, &privacy);
+    // Control characters (a NUL, RFC 4475 §3.1.1.2) may come escaped in a quoted string,
+    // but no header we build may carry them: the name loses them, the call goes on.
     let display = a_req
         .from_display()
         .filter(|_| !hidden)

@@ -343,6 +343,7 @@ impl Service {
     /// gone), and nothing tells the two apart.
     pub fn observe_clock(&mut self, now: Instant, wall: SystemTime) {
         self.wall = Some((now, wall));
+        self.replays.forget(now, unix_s(wall));
         let up = now.saturating_duration_since(self.epoch);
         if up < CLOCK_SETTLES {
             self.started_s = self

@@ -246,6 +246,14 @@ impl Replays {
     /// What became of `mac` (forgetting what no clock reading near `now_s` could take, once
     /// held for [`Replays::HOLD`]).
     pub fn seen(&mut self, now: Instant, now_s: u64, mac: &[u8; 32]) -> Option<Seen> {
+        self.forget(now, now_s);
+        self.seen.get(mac).copied()
+    }
+
+    /// Forget what no clock reading near `now_s` could take any more, once held for
+    /// [`Replays::HOLD`]; the tables shrink with it. Also asked every second, so a burst's
+    /// entries (up to ~10 MB) go in the quiet after it, not at the next signed REQUEST.
+    pub fn forget(&mut self, now: Instant, now_s: u64) {
         while let Some(&(at, ts, old, ip)) = self.by_arrival.front()
             && now.saturating_duration_since(at) >= Self::HOLD
             && ts.saturating_add(MAX_SKEW_S) < now_s
@@ -261,7 +269,15 @@ impl Replays {
         }
         crate::maps::shrink_if_sparse(&mut self.seen);
         crate::maps::shrink_if_sparse(&mut self.by_source);
-        self.seen.get(mac).copied()
+        let (len, cap) = (self.by_arrival.len(), self.by_arrival.capacity());
+        if cap > 1024 && len < cap / 4 {
+            self.by_arrival.shrink_to(len * 2);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn arrival_capacity(&self) -> usize {
+        self.by_arrival.capacity()
     }
 
     /// Remember what became of the REQUEST signed at `ts` with `mac`, seen at `now` from

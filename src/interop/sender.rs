@@ -9,7 +9,7 @@ use crate::sip::{Hdr, SipError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sender {
     /// A trunk: trusted with the number parameters that route or bill a call (see
-    /// [`identity_header`]).
+    /// [`super::egress::identity_header`]).
     pub trunk: bool,
     /// Believed (`[headers] trust_asserted`): the identities it asserts (P-Asserted-Identity,
     /// Remote-Party-ID) or prefers (P-Preferred-Identity) are passed on, and the numbers

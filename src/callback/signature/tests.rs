@@ -123,6 +123,11 @@ fn what_became_of_a_request_is_kept_while_its_ts_is_good_and_bounded() {
     }
     assert_eq!(r.len(), Replays::MAX);
     assert!(r.is_full());
+    // The burst over, a later look forgets it all and gives its room back: nothing of the
+    // peak is kept through the quiet after it.
+    r.forget(later, 5_001 + MAX_SKEW_S);
+    assert!(r.is_empty());
+    assert!(r.arrival_capacity() <= 1024, "{}", r.arrival_capacity());
 }
 
 /// One source holds at most its share: the others still find room, and its own

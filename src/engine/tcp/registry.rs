@@ -416,6 +416,12 @@ impl Registry {
             .and_then(|a| self.connecting.remove(&a))
             .map(|(_, q)| q.items.into_iter().filter_map(|(_, t)| t).collect())
             .unwrap_or_default();
+        // A peak of connections (up to `[protect] max_tcp_total`) gives its tables back as
+        // they close.
+        crate::maps::shrink_if_sparse(&mut self.conns);
+        crate::maps::shrink_if_sparse(&mut self.by_addr);
+        crate::maps::shrink_if_sparse(&mut self.connecting);
+        crate::maps::shrink_if_sparse(&mut self.sent);
         (failed, lost)
     }
 }

@@ -1047,3 +1047,26 @@ async fn a_stranger_the_gateway_asked_may_connect_back_with_its_answer_in_drop_m
     assert_eq!(ups().await, 0, "a request is not read");
     assert!(queues.strangers.try_recv().is_err());
 }
+
+/// A peak of connections gives the registry's tables back as they close: a flood of a
+/// thousand connections once does not keep its tables for the life of the process.
+#[tokio::test]
+async fn the_registrys_tables_shrink_as_a_peak_of_connections_closes() {
+    let (inbox, _queues, protect) = inbox_with(Protect::default());
+    let limits = Limits {
+        max: 1024,
+        message_timeout: Duration::from_secs(5),
+    };
+    let mut reg = Registry::new(inbox, limits, Slots::new(&protect), ConnIds::default());
+    for id in 0..2000u64 {
+        let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+        let from = SocketAddr::from(([127, 0, 0, 2], 20_000 + id as u16));
+        reg.up(ConnId(id), from, tx);
+    }
+    assert!(reg.conns.capacity() >= 2000);
+    for id in 0..2000u64 {
+        reg.down(ConnId(id));
+    }
+    assert!(reg.conns.capacity() < 100, "{}", reg.conns.capacity());
+    assert!(reg.by_addr.capacity() < 100, "{}", reg.by_addr.capacity());
+}
