@@ -346,13 +346,15 @@ pub fn copy_end_to_end(
     peer: &Profile,
     sender: Sender,
 ) -> Result<(), SipError> {
+    let privacy = sender.privacy(src.header_lines(&Hdr::named("Privacy")));
     out.copy_headers_where(src.headers_raw(), |h| {
-        copies_verbatim(peer, h) && (sender.asserts || !needs_belief(h))
+        copies_verbatim(peer, h)
+            && (sender.asserts || !needs_belief(h))
+            && !super::headers::hides_user_info(&peer.headers, h, &privacy)
     });
     for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
     }
-    let privacy = sender.privacy(src.header_lines(&Hdr::named("Privacy")));
     for h in REHOSTED_HEADERS
         .iter()
         .filter(|h| peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))

@@ -179,10 +179,15 @@ fn a_private_caller_is_anonymous_to_a_peer_outside_the_trust_domain() {
             "pa1",
             "z9hG4bKpa1",
             "1000",
-            &format!("Privacy: {privacy}\r\n"),
+            &format!("Privacy: {privacy}\r\nSubject: Alice calling\r\nOrganization: Alice Ltd\r\n"),
         );
         h.recv(CARRIER_A, &invite);
         let inv = h.one_request(PHONE, Method::Invite);
+        // What the caller wrote of itself goes on unless it asked for it withheld (`user`)
+        // from a peer outside the trust domain.
+        let said =
+            inv.has_header(&Hdr::named("Subject")) && inv.has_header(&Hdr::named("Organization"));
+        assert_eq!(said, privacy != "user" || trusted, "{privacy} {trusted}");
         let from = inv.header(&Hdr::FROM).unwrap();
         assert_eq!(
             from.starts_with("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag="),
