@@ -149,25 +149,29 @@ impl Call {
                 (mb, relayed)
             }
         };
-        // A relayed stream whose address is of the other family than the relay's gets no
-        // audio through it: an offer so written is refused (488), an answer (which cannot
-        // be) said, once (before, the call answered silent, each send failing at debug).
+        // A relayed stream whose address is of the other family than the relay's: nothing
+        // is sent there, and a leg latched to its SDP's address (`latch = "sdp-ip"`) is
+        // never heard either; a new call's offer from such a leg is refused (488), and
+        // anything else said, once (before, the call answered silent, each send failing at
+        // debug). Another leg may still be heard from an address of the relay's family (a
+        // dual-stack phone); a call under way is not refused its refresh or hold.
         let relay_v4 = self.cfg.media_ip.to_canonical().is_ipv4();
         let other_family = (mb.streams.iter().zip(&relayed)).any(|(e, r)| {
-            *r && !e.held
-                && e.ip
-                    .is_some_and(|ip| ip.to_canonical().is_ipv4() != relay_v4)
+            *r && e
+                .ip
+                .is_some_and(|ip| !ip.is_unspecified() && ip.to_canonical().is_ipv4() != relay_v4)
         });
-        if other_family && exchange == Exchange::Offer {
-            warn!(call_id = %self.call_id(), side = ?from, "SDP names media in the other IP family than [media] advertise: offer refused with 488");
-            return Err(AnchorError::OtherFamily);
-        }
         if other_family
             && self
                 .events
                 .push_once(super::events::CallEvent::MediaOtherFamily(from))
         {
-            warn!(call_id = %self.call_id(), side = ?from, "SDP names media in the other IP family than [media] advertise: that leg gets no audio through the relay");
+            warn!(call_id = %self.call_id(), side = ?from, "SDP names media in the other IP family than [media] advertise: the relay sends nothing there");
+        }
+        let latched_to_sdp = (self.profile_during(from, callee))
+            .is_some_and(|p| p.latch == crate::media::Latch::SdpIp);
+        if other_family && exchange == Exchange::Offer && latched_to_sdp && !self.phase.is_up() {
+            return Err(AnchorError::OtherFamily);
         }
         let profile = |side: Side| self.profile_during(side, callee);
         // The shorter of the two legs' media timeouts; their hold timeouts while this SDP

@@ -37,7 +37,9 @@ pub(super) fn family_warnings(
             && (l.addr.ip() == IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)
                 || l.addr.ip().is_ipv4() == peer.is_ipv4())
     };
-    if p.address.transport == Transport::Udp
+    // (Behind a front, `advertise` none, every request goes to the front instead.)
+    if advertise.is_some()
+        && p.address.transport == Transport::Udp
         && listen.iter().any(|l| l.transport == Transport::Udp)
         && !listen.iter().any(serves)
     {

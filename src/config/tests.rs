@@ -1771,4 +1771,10 @@ fn a_udp_peer_no_udp_listener_can_reach_is_a_warning() {
     assert!(warned(&said(GATEWAY)), "{:?}", said(GATEWAY));
     let dual = GATEWAY.replace(LISTEN, "listen = [\"udp:[::]:5060\"]");
     assert!(!warned(&said(&dual)), "{:?}", said(&dual));
+    // Behind a front every request goes to the front: no peer's family is ours to judge.
+    let fronted = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"127.0.0.1\"\nfront = \"udp:127.0.0.10:5060\"",
+    );
+    assert!(!warned(&said(&fronted)), "{:?}", said(&fronted));
 }

@@ -415,10 +415,12 @@ pub fn relayed_response(
     // (§14.2), and a 486's or 480's the callee's: they go on.
     let initial_invite = method == Method::Invite && origin.to_tag().is_none();
     let of_server = status == 503 || (status == 500 && initial_invite);
+    let privacy = sender.privacy(from.header_lines(&Hdr::named("Privacy")));
     out.copy_headers_where(from.headers_raw(), |h| {
         copies_verbatim(to_peer, h)
             && (sender.asserts || !needs_belief(h))
             && !(of_server && *h == Hdr::RETRY_AFTER)
+            && !super::headers::hides_user_info(&to_peer.headers, h, &privacy)
     });
     for v in copied_reasons(to_peer, &from.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
@@ -430,7 +432,6 @@ pub fn relayed_response(
     {
         out.push_header(&Hdr::MIN_SE, min)?;
     }
-    let privacy = sender.privacy(from.header_lines(&Hdr::named("Privacy")));
     for h in REHOSTED_HEADERS
         .iter()
         .filter(|h| to_peer.headers.keeps_identity(h, &privacy) && sender.vouched(h))

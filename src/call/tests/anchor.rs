@@ -317,13 +317,28 @@ fn a_stream_added_mid_call_with_the_pool_dry_gets_488_and_the_cdr_says_why() {
 /// debug level.
 #[test]
 fn media_in_the_other_ip_family_than_the_relays_is_refused_or_said() {
-    let mut h = anchored();
-    let free = h.core.free_media_ports();
     let v6 = SDP.replace("IN IP4 192.0.2.10", "IN IP6 2001:db8::5");
+    // Latched to its SDP's address, the phone would never be heard: refused.
+    let mut h = H::with(config_with(|n, p| match n {
+        "carrier-a" => p.anchor = true,
+        "pbx" => p.latch = crate::media::Latch::SdpIp,
+        _ => {}
+    }));
+    let free = h.core.free_media_ports();
     h.recv(PHONE, &invite_with_sdp("fam1", &v6));
     assert_eq!(h.statuses(PHONE).last(), Some(&488));
     assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
     assert_eq!(h.core.free_media_ports(), free);
+    assert!(
+        h.cdrs[0]
+            .events
+            .iter()
+            .any(|e| e == "media_other_family_caller")
+    );
+    // Latched to any source (a dual-stack phone may send from IPv4): it goes on, said.
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("fam0", &v6));
+    h.one_request(CARRIER_A, Method::Invite);
     // The callee answers in IPv6: the call goes on, and its CDR says why it may be silent.
     h.recv(PHONE, &invite_text("fam2", "z9hG4bKfam2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);

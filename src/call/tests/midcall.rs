@@ -2081,3 +2081,20 @@ fn a_peer_that_refuses_a_relayed_update_is_sent_the_next_offer_as_a_reinvite() {
     let re = &sent[0];
     assert!(!re.body().is_empty(), "the offer, as a re-INVITE");
 }
+
+/// A callee that asks for user-level privacy (`Privacy: user`) in its answer: its
+/// `Organization` and `Subject` do not reach the phone (outside the trust domain).
+#[test]
+fn a_callees_user_privacy_keeps_its_organization_from_the_caller() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("up1", "z9hG4bKup1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let heads = [
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::named("Organization"), "Carrier Customer Ltd"),
+        (Hdr::named("Privacy"), "user"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &heads, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered");
+    assert!(!ok.has_header(&Hdr::named("Organization")), "{ok:?}");
+}
