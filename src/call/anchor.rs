@@ -16,10 +16,12 @@ mod addresses;
 mod answered;
 mod body;
 mod emit;
+mod exchange;
 mod hold;
 mod plan;
 use addresses::within;
 pub(super) use body::{carries_sdp, may_offer, readable_type};
+pub(super) use exchange::Exchange;
 pub(super) use plan::media_plan;
 
 /// Why the SDP of a message could not be anchored.
@@ -32,42 +34,6 @@ pub(super) enum AnchorError {
     /// A stream's address is of the other IP family than the relay's (`[media] advertise`):
     /// the relay's sockets cannot reach it, and the call would have no audio.
     OtherFamily,
-}
-
-/// Where the SDP being anchored stands in its offer/answer exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Exchange {
-    /// An offer in a request: it may be refused.
-    Offer,
-    /// An offer in a response (to an INVITE without SDP): it cannot be refused.
-    OfferInResponse,
-    /// An answer in a provisional response: mid-call, the offerer's old addresses stay
-    /// with the relay until the final one (a 183's answer, then a 488, moved the relay
-    /// there and back, emptying the latch twice).
-    EarlyAnswer,
-    /// An answer in a final response, a PRACK or an ACK.
-    Answer,
-}
-
-impl Exchange {
-    /// An offer in a response when `offer`, else an answer.
-    pub(super) fn in_response(offer: bool) -> Exchange {
-        if offer {
-            Exchange::OfferInResponse
-        } else {
-            Exchange::Answer
-        }
-    }
-
-    /// `None` for an answer, `Some(binding)` for an offer, binding when it cannot be
-    /// refused.
-    fn offer(self) -> Option<bool> {
-        match self {
-            Exchange::Offer => Some(false),
-            Exchange::OfferInResponse => Some(true),
-            Exchange::EarlyAnswer | Exchange::Answer => None,
-        }
-    }
 }
 
 /// What the relay reads of a stream over `t`; `Unrelayable` streams get no ports, so this is
