@@ -347,10 +347,11 @@ pub fn copy_end_to_end(
     sender: Sender,
 ) -> Result<(), SipError> {
     let privacy = sender.privacy(src.header_lines(&Hdr::named("Privacy")));
+    let user_hidden = super::headers::hides_user_info(&peer.headers, &privacy);
     out.copy_headers_where(src.headers_raw(), |h| {
         copies_verbatim(peer, h)
             && (sender.asserts || !needs_belief(h))
-            && !super::headers::hides_user_info(&peer.headers, h, &privacy)
+            && !(user_hidden && super::headers::is_user_info(h))
     });
     for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
@@ -416,11 +417,12 @@ pub fn relayed_response(
     let initial_invite = method == Method::Invite && origin.to_tag().is_none();
     let of_server = status == 503 || (status == 500 && initial_invite);
     let privacy = sender.privacy(from.header_lines(&Hdr::named("Privacy")));
+    let user_hidden = super::headers::hides_user_info(&to_peer.headers, &privacy);
     out.copy_headers_where(from.headers_raw(), |h| {
         copies_verbatim(to_peer, h)
             && (sender.asserts || !needs_belief(h))
             && !(of_server && *h == Hdr::RETRY_AFTER)
-            && !super::headers::hides_user_info(&to_peer.headers, h, &privacy)
+            && !(user_hidden && super::headers::is_user_info(h))
     });
     for v in copied_reasons(to_peer, &from.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;

@@ -122,13 +122,17 @@ pub fn hides_caller(policy: &HeaderPolicy, privacy: &[String]) -> bool {
         && !policy.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["id".into()])
 }
 
-/// Whether a request under `privacy` goes to a peer of this policy without what its caller
-/// wrote of itself (`Subject`, `Organization`): it asked for user-level privacy (`Privacy:
-/// user`, RFC 3323 §5.1) and the peer is outside the trust domain.
-pub fn hides_user_info(policy: &HeaderPolicy, h: &Hdr, privacy: &[String]) -> bool {
-    (*h == Hdr::named("Subject") || *h == Hdr::named("Organization"))
-        && asks_privacy_of(privacy, &["user"])
+/// Whether a message under `privacy` goes to a peer of this policy without what its sender
+/// wrote of itself ([`is_user_info`]): it asked for user-level privacy (`Privacy: user`, RFC
+/// 3323 §5.1) and the peer is outside the trust domain.
+pub fn hides_user_info(policy: &HeaderPolicy, privacy: &[String]) -> bool {
+    asks_privacy_of(privacy, &["user"])
         && !policy.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["id".into()])
+}
+
+/// Whether `h` is what a party writes of itself: `Subject`, `Organization`.
+pub fn is_user_info(h: &Hdr) -> bool {
+    *h == Hdr::named("Subject") || *h == Hdr::named("Organization")
 }
 
 /// Whether `Privacy` lines hold one of `values` among their `;`- or `,`-separated ones, in
