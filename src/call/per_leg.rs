@@ -146,8 +146,7 @@ impl Call {
         // or its sender's standing one): the older one is no more to be shown than the newer.
         let asked = (msg.header_value(&Hdr::named("Privacy")))
             .is_some_and(|v| crate::interop::headers::asks_id_privacy(std::slice::from_ref(&v)));
-        let trusted = (peer.headers).keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["id".into()]);
-        let withheld = (asked || sender.private) && !trusted;
+        let withheld = (asked || sender.private) && !peer.headers.keeps_private_identity();
         if msg.has_identity() || withheld {
             return;
         }

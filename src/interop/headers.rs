@@ -90,10 +90,20 @@ impl HeaderPolicy {
         } else {
             ASSERTED.contains(h) && asks_id_privacy(privacy)
         };
-        // A trusted peer whose `strip` takes `Privacy` off would get the identity without
-        // the request to withhold it, and show it: outside the trust domain for it.
-        let trusted = self.trust_identity && !self.strip.contains(&Hdr::named("Privacy"));
-        !self.strip.contains(h) && (trusted || !withheld)
+        !self.strip.contains(h) && (self.in_trust_domain() || !withheld)
+    }
+
+    /// Whether this peer gets a P-Asserted-Identity its owner asked withheld (`Privacy: id`):
+    /// it is in the trust domain and takes the header ([`HeaderPolicy::keeps_identity`]).
+    pub fn keeps_private_identity(&self) -> bool {
+        !self.strip.contains(&Hdr::P_ASSERTED_IDENTITY) && self.in_trust_domain()
+    }
+
+    /// In the trust domain for asserted identities. A trusted peer whose `strip` takes
+    /// `Privacy` off would get an identity without the request to withhold it, and show it:
+    /// outside the trust domain for it.
+    fn in_trust_domain(&self) -> bool {
+        self.trust_identity && !self.strip.contains(&Hdr::named("Privacy"))
     }
 }
 
@@ -118,16 +128,14 @@ pub fn asks_id_privacy(privacy: &[String]) -> bool {
 /// asked to be private (`id`, or `user`: RFC 3323 §4.2) and the peer is outside the trust
 /// domain, which would show its From as it shows a P-Asserted-Identity.
 pub fn hides_caller(policy: &HeaderPolicy, privacy: &[String]) -> bool {
-    asks_privacy_of(privacy, &["id", "user"])
-        && !policy.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["id".into()])
+    asks_privacy_of(privacy, &["id", "user"]) && !policy.keeps_private_identity()
 }
 
 /// Whether a message under `privacy` goes to a peer of this policy without what its sender
 /// wrote of itself ([`is_user_info`]): it asked for user-level privacy (`Privacy: user`, RFC
 /// 3323 §5.1) and the peer is outside the trust domain.
 pub fn hides_user_info(policy: &HeaderPolicy, privacy: &[String]) -> bool {
-    asks_privacy_of(privacy, &["user"])
-        && !policy.keeps_identity(&Hdr::P_ASSERTED_IDENTITY, &["id".into()])
+    asks_privacy_of(privacy, &["user"]) && !policy.keeps_private_identity()
 }
 
 /// Whether `h` is what a party writes of itself: `Subject`, `Organization`.
