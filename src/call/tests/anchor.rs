@@ -269,10 +269,7 @@ fn a_stream_added_mid_call_with_the_pool_dry_gets_488_and_the_cdr_says_why() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let ok = h.carrier_answers(&inv, "c", SDP);
     let tag = ok.to_tag().unwrap();
-    h.recv(
-        PHONE,
-        &from_phone_in("dry1", "ACK", &tag, 1, "z9hG4bKdry1a", ""),
-    );
+    phone_acks(&mut h, "dry1", &tag, 1, "z9hG4bKdry1a");
     // Other calls take the rest of the pool.
     for i in 0..2 {
         h.recv(
@@ -344,10 +341,7 @@ fn media_in_the_other_ip_family_than_the_relays_is_refused_or_said() {
     let inv = h.one_request(CARRIER_A, Method::Invite);
     let ok = h.carrier_answers(&inv, "c", &v6);
     let tag = ok.to_tag().unwrap();
-    h.recv(
-        PHONE,
-        &from_phone_in("fam2", "ACK", &tag, 1, "z9hG4bKfam2a", ""),
-    );
+    phone_acks(&mut h, "fam2", &tag, 1, "z9hG4bKfam2a");
     h.recv(
         PHONE,
         &from_phone_in("fam2", "BYE", &tag, 2, "z9hG4bKfam2b", ""),
