@@ -21,11 +21,11 @@ mod process;
 mod profile;
 pub(crate) mod read;
 mod routes;
+mod same;
 mod session_timer;
 mod sip;
 mod toml_read;
 pub use process::MetricsConfig;
-
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

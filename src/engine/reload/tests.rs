@@ -178,6 +178,46 @@ fn changes_outside_profiles_and_routes_are_named() {
     assert_eq!(describe_changes(&old, &config("")), "nothing changed");
 }
 
+/// A reload that changes nothing runs on the running configuration itself: the calls up
+/// keep one copy between them however often a provisioning loop reloads. Before, each
+/// reload built a new one (its routes and profile map) that the calls begun after it kept.
+#[test]
+fn a_reload_that_changes_nothing_keeps_the_running_configuration() {
+    let running = Arc::new(config(""));
+    assert!(Arc::ptr_eq(&running, &running_or_new(&running, config(""))));
+    let changed = |extra: &str| !Arc::ptr_eq(&running, &running_or_new(&running, config(extra)));
+    for extra in [
+        "[metrics]\nallow = [\"10.0.0.1\"]\n",
+        "refused_rate = 7\n",
+        "[shutdown]\ndrain_s = 5\n",
+        "[recording]\nmin_free_mb = 100\n",
+        "[limits]\nmax_calls = 10\n",
+    ] {
+        assert!(changed(extra), "{extra}");
+    }
+    // What no table of gateway.toml says changes it too: the host's addresses, a route,
+    // a profile.
+    let mut other_host = config("");
+    other_host.host_ips = vec!["192.0.2.1".parse().expect("address")].into();
+    let mut no_routes = config("");
+    no_routes.routes.clear();
+    let mut other_pbx = config("");
+    let pbx = crate::config::PeerName("pbx".into());
+    let mut p = (*other_pbx.profiles[&pbx]).clone();
+    p.matches.clear();
+    other_pbx.profiles.insert(pbx, Arc::new(p));
+    for (what, new) in [
+        ("host", other_host),
+        ("routes", no_routes),
+        ("profile", other_pbx),
+    ] {
+        assert!(
+            !Arc::ptr_eq(&running, &running_or_new(&running, new)),
+            "{what}"
+        );
+    }
+}
+
 /// A profile added with a country no other names gives every profile that country's
 /// dialling plan; only the new one is said. Before, every profile was listed changed.
 #[test]
