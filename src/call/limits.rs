@@ -155,6 +155,15 @@ impl Limits {
                 g.resting_until = resting;
                 self.peers.insert(name.clone(), g);
             }
+            // A 503's rest was asked by the server at the old address: one the peer now
+            // points at (its backup SBC) asked for none.
+            let moved = old
+                .profiles
+                .get(name)
+                .is_some_and(|o| o.address != p.address);
+            if let Some(g) = self.peers.get_mut(name).filter(|_| moved) {
+                g.resting_until = None;
+            }
         }
         // An old name back in the configuration: its calls count for it again.
         let back: Vec<PeerName> = (self.renamed.keys())

@@ -629,6 +629,42 @@ fn a_503_with_retry_after_rests_the_peer() {
     assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
 }
 
+/// The rest a 503 asked for is the server's that sent it: a reload pointing the trunk at
+/// another address (its backup SBC) ends it, one that leaves the address keeps it. Before,
+/// every call skipped the re-addressed trunk until the old server's rest ran out.
+#[test]
+fn a_trunk_moved_by_a_reload_is_not_kept_resting_for_its_old_server() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("m1", "z9hG4bKm1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 503, "o1", &[(Hdr::RETRY_AFTER, "300")], None),
+    );
+    h.take(CARRIER_B);
+    let moved = |limits: bool| {
+        Arc::new(config_with(|n, p| {
+            if n == "carrier-a" {
+                if limits {
+                    p.limits.calls.max_calls = Some(50);
+                } else {
+                    p.address.addr = "127.0.0.9:5060".parse().expect("address");
+                }
+            }
+        }))
+    };
+    // Its limits changed, its address not: still resting.
+    assert!(h.reload(moved(true)));
+    h.recv(PHONE, &invite_text("m2", "z9hG4bKm2", "+8610123", ""));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+    // Moved: tried at once, at its new address.
+    assert!(h.reload(moved(false)));
+    h.recv(PHONE, &invite_text("m3", "z9hG4bKm3", "+8610123", ""));
+    assert_eq!(h.take_requests("127.0.0.9:5060", Method::Invite).len(), 1);
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+}
+
 /// A callee's redirect reaches the caller with its number targets at the gateway (a caller
 /// that follows it calls through the gateway's routes and limits), when the callee's
 /// `[transfer]` relays (a redirect makes the caller place a call, as a transfer does); else,
