@@ -19,6 +19,19 @@ use crate::sip::{Hdr, NumberUri, Request, dialled_number, session, strip_visual_
 /// 3261 §8.2.2.3).
 const SUPPORTED_EXTENSIONS: &[&str] = &["100rel"];
 
+/// What an OPTIONS from `peer` is told the gateway supports as the UAS of its calls
+/// (`Supported`): 100rel unless its `[prack]` is off, `timer` unless its
+/// `[session_timer]` is. `None`: neither.
+pub(super) fn supported_for(peer: &Profile) -> Option<&'static str> {
+    let reliable = peer.prack.mode != PrackMode::Disabled;
+    match (reliable, peer.session_timer.supported()) {
+        (true, true) => Some("100rel, timer"),
+        (true, false) => Some("100rel"),
+        (false, true) => Some("timer"),
+        (false, false) => None,
+    }
+}
+
 /// The option tags `req` requires that the gateway does not support (RFC 3261 §8.2.2.3:
 /// refused with 420 naming them); `timers`: session timers are on for its peer. `None` when
 /// one is no token (RFC 3261 §25.1): it cannot be named back, and the request is malformed.

@@ -9,7 +9,7 @@ use tracing::debug;
 use super::router::B2bua;
 use super::{CoreEvent, Output};
 use crate::config::UnknownSources;
-use crate::interop::egress::ALLOW;
+use crate::interop::egress::{ACCEPT, ALLOW};
 use crate::sip::ingress::{self, Verdict};
 use crate::sip::{Hdr, Message, Method, Request, Target};
 use crate::txn::TxnId;
@@ -154,7 +154,7 @@ impl B2bua {
         // Kept as transactions for Timer J's 32 s, a flood of them spoofed in a peer's
         // name filled the table, and every new call was refused 503.
         if !cancel && !in_dialog && req.method() != Method::Invite {
-            let (status, reason, extra) = self.out_of_dialog_answer(req);
+            let (status, reason, extra) = self.out_of_dialog_answer(req, source);
             // A tag of no check (`stateless_tag`), as every stateless answer's: none the edge
             // lets ahead as ours.
             let tag = self.env.ids.stateless_tag(req);
@@ -165,7 +165,7 @@ impl B2bua {
                         .collect();
                     ingress::response_to(req, status, reason, Some(&tag), &extra)
                 }
-                None => ingress::response_to(req, status, reason, Some(&tag), extra),
+                None => ingress::response_to(req, status, reason, Some(&tag), &extra),
             };
             if let Ok(resp) = resp {
                 self.env.send(source, &Message::Response(resp));
@@ -346,8 +346,8 @@ impl B2bua {
             _ if in_dialog => self.on_in_dialog_request(now, id, req, source),
             // (Answered statelessly before a transaction is made: `refused_statelessly`.)
             _ => {
-                let (status, reason, extra) = self.out_of_dialog_answer(&req);
-                self.env.respond(now, id, &req, status, reason, extra);
+                let (status, reason, extra) = self.out_of_dialog_answer(&req, source);
+                self.env.respond(now, id, &req, status, reason, &extra);
             }
         }
     }
@@ -356,26 +356,37 @@ impl B2bua {
     fn out_of_dialog_answer(
         &self,
         req: &Request,
-    ) -> (u16, &'static str, &'static [(Hdr, &'static str)]) {
+        source: Target,
+    ) -> (u16, &'static str, Vec<(Hdr, &'static str)>) {
         match req.method() {
             // Shutting down: a front's probe (or a peer's keepalive) learns it now and sends
             // new calls elsewhere, while calls in progress go on.
             Method::Options if self.env.draining => {
-                (503, "Service Unavailable", &[(Hdr::RETRY_AFTER, "30")])
+                (503, "Service Unavailable", vec![(Hdr::RETRY_AFTER, "30")])
             }
-            // Keepalive / capability query outside any dialog.
-            Method::Options => (
-                200,
-                "OK",
-                &[(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, "application/sdp")],
-            ),
+            // Refusing every new call for want of a CDR (`[cdr] fail_closed`), as /health
+            // says: a front's probe moves the calls to another instance rather than have
+            // each refused here.
+            Method::Options if !self.env.cdr_writable => {
+                (503, "Service Unavailable", vec![(Hdr::RETRY_AFTER, "5")])
+            }
+            // Keepalive / capability query outside any dialog: what a call from this peer
+            // may use (RFC 3261 §11.2).
+            Method::Options => {
+                let mut extra = vec![(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, ACCEPT)];
+                let peer = self.env.cfg.peer_for_source(source.addr.ip());
+                if let Some(s) = peer.and_then(|p| super::admission::supported_for(p)) {
+                    extra.push((Hdr::SUPPORTED, s));
+                }
+                (200, "OK", extra)
+            }
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
-                (481, "Call/Transaction Does Not Exist", &[])
+                (481, "Call/Transaction Does Not Exist", Vec::new())
             }
             // A method no RFC we know defines (RFC 3261 §21.5.2); one we know of but do not
             // serve (REGISTER, SUBSCRIBE, MESSAGE, …) is not allowed here (§8.2.1).
-            Method::Other(_) => (501, "Not Implemented", &[(Hdr::ALLOW, ALLOW)]),
-            _ => (405, "Method Not Allowed", &[(Hdr::ALLOW, ALLOW)]),
+            Method::Other(_) => (501, "Not Implemented", vec![(Hdr::ALLOW, ALLOW)]),
+            _ => (405, "Method Not Allowed", vec![(Hdr::ALLOW, ALLOW)]),
         }
     }
 }

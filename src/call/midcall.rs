@@ -5,6 +5,7 @@
 use tracing::debug;
 
 use super::Side;
+use super::admission;
 use super::anchor;
 use super::cx::Cx;
 use super::phase::EndInfo;
@@ -13,6 +14,7 @@ use super::state::Call;
 use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
 use crate::interop::causes::{Q850Cause, reason_header};
+use crate::interop::egress::ACCEPT;
 use crate::interop::transfer::TransferMode;
 use crate::sip::{Hdr, Method, Request, Target, Transport};
 use crate::txn::TxnId;
@@ -168,7 +170,9 @@ impl Call {
             // one that ignores OPTIONS would make this peer think the call gone.
             Method::Options if self.watched(side.other()) => {
                 let allow = self.allow_toward(side);
-                let extra = [(Hdr::ALLOW, allow), (Hdr::ACCEPT, "application/sdp")];
+                let mut extra = vec![(Hdr::ALLOW, allow), (Hdr::ACCEPT, ACCEPT)];
+                let supported = self.profile(side).and_then(|p| admission::supported_for(p));
+                extra.extend(supported.map(|s| (Hdr::SUPPORTED, s)));
                 cx.respond(id, &req, 200, "OK", &extra)
             }
             Method::Invite | Method::Update | Method::Info | Method::Options => {

@@ -16,6 +16,10 @@ use crate::sip::{
 /// Methods the gateway handles; sent in Allow.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK";
 
+/// The bodies the gateway takes (`Accept` in an answer to OPTIONS): SDP, alone or with ISUP
+/// or QSIG beside it (SIP-I/SIP-T).
+pub const ACCEPT: &str = "application/sdp, multipart/mixed";
+
 /// Our `Allow` toward `peer`: what we accept from it, REFER when its `[transfer]` relays
 /// it to the call's other leg (`other_is_trunk`: that leg's peer is a trunk, or not known).
 pub fn allow_for(peer: &Profile, other_is_trunk: bool) -> &'static str {

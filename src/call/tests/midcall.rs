@@ -196,6 +196,66 @@ fn requests_for_unknown_dialogs_get_481_and_options_200() {
     assert!(r.to_tag().is_some());
 }
 
+/// An OPTIONS outside a dialog is told what a call from its peer may use: the bodies the
+/// gateway takes (SIP-I's multipart too) and the extensions that peer's profile leaves on;
+/// and while CDRs cannot be written, so every new call is refused, 503 (as /health says).
+/// Before, `Accept` named SDP alone, no `Supported` was given, and the 200 kept a front
+/// sending calls to an instance that refused each.
+#[test]
+fn options_says_what_a_call_from_its_peer_may_use() {
+    let options = |h: &mut H, n: u32| {
+        let branch = format!("z9hG4bKsay{n}");
+        let text = in_dialog(
+            "OPTIONS",
+            "sip:127.0.0.1",
+            "<sip:ping@127.0.0.3>;tag=p",
+            "<sip:127.0.0.1>",
+            &format!("say{n}"),
+            1,
+            &branch,
+            "127.0.0.3:5060",
+            "",
+        );
+        h.recv(CARRIER_A, &text);
+        h.take_responses(CARRIER_A).remove(0)
+    };
+    let plain = |on: bool| {
+        H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.prack.mode = if on {
+                    crate::interop::prack::PrackMode::Supported
+                } else {
+                    crate::interop::prack::PrackMode::Disabled
+                };
+                if !on {
+                    p.session_timer.mode = crate::interop::session_timer::TimerMode::Off;
+                }
+            }
+        }))
+    };
+    let mut h = plain(true);
+    let r = options(&mut h, 1);
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.header(&Hdr::ACCEPT).as_deref(),
+        Some("application/sdp, multipart/mixed")
+    );
+    let supported = r.header_tokens(&Hdr::SUPPORTED);
+    assert!(supported.iter().any(|t| t == "100rel"), "{supported:?}");
+    let mut h = plain(false);
+    let r = options(&mut h, 2);
+    assert_eq!(r.status(), 200);
+    assert!(r.header(&Hdr::SUPPORTED).is_none(), "neither is on for it");
+    h.input(Input::CdrWritable(false));
+    let r = options(&mut h, 3);
+    assert_eq!(
+        (r.status(), r.header(&Hdr::RETRY_AFTER).as_deref()),
+        (503, Some("5"))
+    );
+    h.input(Input::CdrWritable(true));
+    assert_eq!(options(&mut h, 4).status(), 200);
+}
+
 /// Outside a dialog: an extension a request requires that we lack gets 420 with it in
 /// `Unsupported` (RFC 3261 §8.2.2.3, an OPTIONS too; RFC 4475 §3.3.5), a `Require` that is
 /// no token list 400; a method no RFC defines 501 (§21.5.2), one we know but do not serve
