@@ -235,7 +235,8 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode, String> {
             };
             // A SIGHUP that comes while another load runs is answered after that load (up
             // to 5 s) and its own (up to 5 s): twice the load limit, and a margin.
-            match trunkgate::ops::control::reload(&cfg, std::time::Duration::from_secs(15)) {
+            match trunkgate::ops::control::reload(&cfg, &config, std::time::Duration::from_secs(15))
+            {
                 Ok(r) if r.result == "applied" => {
                     println!("reloaded: {}", r.detail);
                     Ok(ExitCode::SUCCESS)

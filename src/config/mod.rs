@@ -438,7 +438,7 @@ impl Config {
             no_folder || profiles.contains_key(name) || broken.contains(name.as_str())
         };
 
-        let routes = routes::routes(file.route, path, &known, &at, &mut errs);
+        let routes = routes::routes(file.route, path, &known, &at, &mut errs, &mut warnings);
 
         let callback = callback::load(
             &file.callback,

@@ -46,9 +46,11 @@ pub(super) fn routes(
     known: &dyn Fn(&PeerName) -> bool,
     at: &dyn Fn(Range<usize>, String) -> ConfigError,
     errs: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
 ) -> Vec<Route> {
-    let mut routes = Vec::new();
+    let mut routes: Vec<Route> = Vec::new();
     for r in file_routes {
+        let span = r.span();
         let r = r.into_inner();
         let from = if r.from.get_ref() == "*" {
             RouteFrom::Any
@@ -107,6 +109,22 @@ pub(super) fn routes(
                 .ok(),
             None => None,
         };
+        // The first route that takes a call wins: one after a route taking every call it
+        // would (the same callers or every one, a prefix its own starts with) is dead.
+        let shadowing = routes.iter().position(|earlier| {
+            (earlier.from == RouteFrom::Any || earlier.from == from)
+                && prefix.starts_with(&earlier.prefix)
+        });
+        if let Some(i) = shadowing {
+            warnings.push(at(
+                span,
+                format!(
+                    "warning: this route is never taken: [[route]] number {} above takes every \
+                     call it would (routes are tried in order); put it before that one",
+                    i + 1
+                ),
+            ));
+        }
         routes.push(Route {
             from,
             prefix,

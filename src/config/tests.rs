@@ -1660,6 +1660,60 @@ fn a_route_prefix_takes_plus_only_first() {
     }
 }
 
+/// A route after one that takes every call it would (the same callers or all of them, a
+/// prefix its own starts with) is never taken: said, with which route takes its calls.
+/// Before, `check` said ok and the calls went to the earlier route's peers.
+#[test]
+fn a_route_an_earlier_one_shadows_is_said_to_be_dead() {
+    let with = |extra: &str| {
+        let cfg = load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let said: Vec<String> = (cfg.warnings.iter().map(ToString::to_string))
+            .filter(|w| w.contains("never taken"))
+            .collect();
+        said
+    };
+    // Behind `from = "*"` with no prefix, and behind the pbx's +86 for a longer prefix.
+    for dead in [
+        "[[route]]\nfrom = \"pbx\"\nprefix = \"+44\"\nto = \"carrier-b\"\n",
+        "[[route]]\nfrom = \"carrier-a\"\nto = \"carrier-b\"\n",
+    ] {
+        let said = with(dead);
+        assert_eq!(said.len(), 1, "{dead}: {said:?}");
+        assert!(said[0].contains("number 2 above"), "{}", said[0]);
+    }
+    let gw = GATEWAY.replacen(
+        "[[route]]\nfrom = \"*\"",
+        "[[route]]\nfrom = \"carrier-a\"",
+        1,
+    );
+    let load = |text: &str| {
+        let cfg = load_tree(text, &standard_profiles()).unwrap_or_else(|e| panic!("{e}"));
+        (cfg.warnings.iter())
+            .filter(|w| w.to_string().contains("never taken"))
+            .count()
+    };
+    // The pbx's +861 behind its +86: dead; carrier-b's, or the pbx's +44: taken.
+    assert_eq!(
+        load(&format!(
+            "{gw}[[route]]\nfrom = \"pbx\"\nprefix = \"+861\"\nto = \"carrier-b\"\n"
+        )),
+        1
+    );
+    assert_eq!(
+        load(&format!(
+            "{gw}[[route]]\nfrom = \"carrier-b\"\nprefix = \"+861\"\nto = \"carrier-b\"\n"
+        )),
+        0
+    );
+    assert_eq!(
+        load(&format!(
+            "{gw}[[route]]\nfrom = \"pbx\"\nprefix = \"+44\"\nto = \"carrier-b\"\n"
+        )),
+        0
+    );
+}
+
 /// A reload's departed sources are only those the new configuration no longer hears: a
 /// network added to a peer, a peer renamed, or one whose network another's `match` still
 /// holds leave nothing behind; a network removed is listed, once. Before, any change to a

@@ -134,7 +134,7 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
         wav::WavWriters::start().context("cannot start the recording writer")?;
     wav.keep_free(cfg.recording_min_free);
     // The pid file `trunkgate reload` finds the process by (beside the CDR file).
-    let control = match crate::ops::control::Control::start(&cfg) {
+    let control = match crate::ops::control::Control::start(&cfg, &config_path) {
         Ok(c) => Some(c),
         // Another gateway writes this CDR file: two writers would glue each other's lines
         // together after a short write, and share `.unwritten`. Not started.

@@ -166,7 +166,9 @@ impl Control {
     /// Write the pid file (the folder exists: the CDR file was opened in it), and hold its
     /// lock while the process runs. Refused when another running gateway holds it: two
     /// gateways writing one CDR file, whose `trunkgate reload` would reach only one.
-    pub fn start(cfg: &Config) -> io::Result<Control> {
+    /// `config`: the file a reload reads (as started), written beside the pid so that
+    /// `trunkgate reload -c` with another file is refused rather than reported applied.
+    pub fn start(cfg: &Config, config: &Path) -> io::Result<Control> {
         use std::io::Write;
         let pid_file = pid_file(cfg);
         let taken = |pid: &str| {
@@ -176,7 +178,7 @@ impl Control {
                     "{} is held by a running trunkgate (pid {}): another instance writes the \
                      same CDR file (each needs its own [cdr] path)",
                     pid_file.display(),
-                    pid.trim()
+                    pid.lines().next().unwrap_or_default().trim()
                 ),
             )
         };
@@ -190,7 +192,7 @@ impl Control {
             Lock::Unsupported(f, e) => {
                 tracing::warn!(file = %pid_file.display(), error = %e, "cannot lock the pid file (a file system without locks?): whether another gateway uses it is told by its pid alone");
                 let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
-                if pid.trim().parse::<i32>().is_ok_and(another_gateway) {
+                if first_line_pid(&pid).is_some_and(another_gateway) {
                     return Err(taken(&pid));
                 }
                 f
@@ -209,7 +211,7 @@ impl Control {
             }
         }
         held.set_len(0)?;
-        held.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        held.write_all(pid_file_text(config).as_bytes())?;
         let result_file = result_file(cfg);
         let last = read_result(&result_file);
         let sequence = last.as_ref().map_or(0, |r| r.sequence);
@@ -307,7 +309,7 @@ impl Drop for Control {
             }
             // Only our own: another instance may have written its pid since.
             let ours = std::fs::read_to_string(&path)
-                .is_ok_and(|t| t.trim() == std::process::id().to_string());
+                .is_ok_and(|t| first_line_pid(&t) == i32::try_from(std::process::id()).ok());
             if ours {
                 let _ = std::fs::remove_file(&path);
             }
@@ -353,6 +355,17 @@ pub enum ReloadError {
         path: PathBuf,
         source: io::Error,
     },
+    #[error(
+        "the running gateway (pid {pid}) reloads {running}, not {given}: put the change \
+         there (or run `trunkgate reload -c {running}`); not reloaded",
+        running = running.display(),
+        given = given.display()
+    )]
+    OtherConfig {
+        pid: i32,
+        running: PathBuf,
+        given: PathBuf,
+    },
     #[error("cannot signal process {pid}: {source}")]
     Signal { pid: i32, source: io::Error },
     #[error("process {pid} did not answer the reload within {waited:?}")]
@@ -370,8 +383,31 @@ fn pid_file_error(path: &Path, source: io::Error) -> ReloadError {
     }
 }
 
-/// Signal the gateway run with `cfg` to reload, and wait up to `wait` for its answer.
-pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError> {
+/// The pid file's most: a pid, and a path (`PATH_MAX`).
+const PID_FILE_ROOM: u64 = 4200;
+
+/// What the pid file holds: the pid, and on a line of its own the configuration file a
+/// reload reads, made absolute (left out when it cannot be written on one line).
+fn pid_file_text(config: &Path) -> String {
+    let pid = std::process::id();
+    let config = std::fs::canonicalize(config).ok();
+    match config.as_ref().and_then(|c| c.to_str()) {
+        Some(c) if !c.contains('\n') => format!("{pid}\n{c}\n"),
+        _ => format!("{pid}\n"),
+    }
+}
+
+/// The pid on the pid file's first line (a gateway from before the path was written there
+/// has no other line).
+fn first_line_pid(text: &str) -> Option<i32> {
+    let first = text.lines().next()?;
+    first.trim().parse().ok().filter(|p| *p > 0)
+}
+
+/// Signal the gateway run with `cfg` to reload the file it was started with, `config` (the
+/// file the caller checked: refused when the gateway reads another), and wait up to `wait`
+/// for its answer.
+pub fn reload(cfg: &Config, config: &Path, wait: Duration) -> Result<ReloadResult, ReloadError> {
     let (path, results, legacy) = match legacy_files(cfg) {
         Some((p, r)) if !pid_file(cfg).exists() => (p, r, true),
         _ => (pid_file(cfg), result_file(cfg), false),
@@ -389,19 +425,26 @@ pub fn reload(cfg: &Config, wait: Duration) -> Result<ReloadResult, ReloadError>
         return Err(ReloadError::BadPidFile { path: path.clone() });
     }
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(&file, 64), &mut text)
+    std::io::Read::read_to_string(&mut std::io::Read::take(&file, PID_FILE_ROOM), &mut text)
         .map_err(|e| pid_file_error(&path, e))?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| ReloadError::BadPidFile { path: path.clone() })?;
+    let pid =
+        first_line_pid(&text).ok_or_else(|| ReloadError::BadPidFile { path: path.clone() })?;
     // A stale pid file (its gateway died without removing it) is not held, and its pid may
     // be another program's by now: signal only a trunkgate that holds its file (a gateway
     // from before the lock, found by its old file name, by its program alone).
     if !(legacy || held(&file)) {
         return Err(ReloadError::NotRunning { pid, path });
+    }
+    // The gateway reloads the file it was started with, whatever file was checked here.
+    if let Some(running) = text.lines().nth(1).filter(|l| !l.is_empty()) {
+        let given = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+        if Path::new(running) != given {
+            return Err(ReloadError::OtherConfig {
+                pid,
+                running: running.into(),
+                given,
+            });
+        }
     }
     if !another_gateway(pid) {
         // Another user's process: its program cannot be read, so it cannot be told from

@@ -21,9 +21,9 @@ fn results_are_read_back_line_by_line_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     let pid = std::fs::read_to_string(pid_file(&cfg)).unwrap();
-    assert_eq!(pid.trim(), std::process::id().to_string());
+    assert_eq!(first_line_pid(&pid), Some(std::process::id() as i32));
     c.reloaded(
         boot_ms(),
         "applied",
@@ -37,7 +37,7 @@ fn results_are_read_back_line_by_line_and_survive_a_restart() {
     drop(c);
     assert!(!pid_file(&cfg).exists(), "the pid file goes at exit");
     // A restarted process continues the sequence, so a waiting `reload` sees a change.
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     c.reloaded(boot_ms(), "invalid", "x");
     c.settle();
     assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 2);
@@ -51,7 +51,7 @@ fn a_result_is_written_in_place_when_no_new_file_can_be() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     std::fs::create_dir(dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
     c.reloaded(boot_ms(), "applied", "4 profiles, 2 routes");
     c.settle();
@@ -90,14 +90,14 @@ fn reload_without_a_running_gateway_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
-    let err = reload(&cfg, Duration::from_millis(10)).unwrap_err();
+    let err = reload(&cfg, Path::new("gateway.toml"), Duration::from_millis(10)).unwrap_err();
     assert!(matches!(err, ReloadError::NoPidFile { .. }));
     // An operator who moved the CDR file is told why the gateway is not found.
     assert!(err.to_string().contains("[cdr] path changed"), "{err}");
     std::fs::write(pid_file(&cfg), "1\n").unwrap();
     // pid 1 is init, not a trunkgate.
     assert!(matches!(
-        reload(&cfg, Duration::from_millis(10)),
+        reload(&cfg, Path::new("gateway.toml"), Duration::from_millis(10)),
         Err(ReloadError::NotRunning { pid: 1, .. })
     ));
 }
@@ -115,8 +115,8 @@ fn instances_sharing_a_cdr_folder_have_control_files_of_their_own() {
     assert_ne!(pid_file(&one), pid_file(&two));
     assert_ne!(result_file(&one), result_file(&two));
     assert_eq!(pid_file(&one), dir.path().join("cdr-1.jsonl.pid"));
-    let mut a = Control::start(&one).unwrap();
-    let _b = Control::start(&two).unwrap();
+    let mut a = Control::start(&one, Path::new("gateway.toml")).unwrap();
+    let _b = Control::start(&two, Path::new("gateway.toml")).unwrap();
     // Results handed to the writing threads land in order.
     for i in 0..20 {
         a.reloaded(boot_ms(), "applied", &format!("reload {i}"));
@@ -135,10 +135,12 @@ fn the_pid_file_is_held_while_its_gateway_runs() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
-    let first = Control::start(&cfg).unwrap();
+    let first = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     let open = || std::fs::File::open(pid_file(&cfg)).unwrap();
     assert!(held(&open()));
-    let second = Control::start(&cfg).err().expect("the file is held");
+    let second = Control::start(&cfg, Path::new("gateway.toml"))
+        .err()
+        .expect("the file is held");
     assert!(
         second.to_string().contains("held by a running trunkgate"),
         "{second}"
@@ -148,13 +150,13 @@ fn the_pid_file_is_held_while_its_gateway_runs() {
     std::fs::write(pid_file(&cfg), "4242\n").unwrap();
     assert!(!held(&open()));
     assert!(matches!(
-        reload(&cfg, Duration::from_millis(10)),
+        reload(&cfg, Path::new("gateway.toml"), Duration::from_millis(10)),
         Err(ReloadError::NotRunning { pid: 4242, .. })
     ));
-    let _again = Control::start(&cfg).unwrap();
+    let _again = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     assert_eq!(
-        std::fs::read_to_string(pid_file(&cfg)).unwrap().trim(),
-        std::process::id().to_string()
+        first_line_pid(&std::fs::read_to_string(pid_file(&cfg)).unwrap()),
+        Some(std::process::id() as i32)
     );
 }
 
@@ -168,7 +170,7 @@ fn a_gateway_from_before_the_new_names_is_still_looked_for() {
     std::fs::write(dir.path().join("trunkgate.pid"), "1\n").unwrap();
     // (pid 1 is init: not a trunkgate, or, where its program may not be read, not known
     // to be one; either way the old file was the one looked at.)
-    match reload(&cfg, Duration::from_millis(10)) {
+    match reload(&cfg, Path::new("gateway.toml"), Duration::from_millis(10)) {
         Err(ReloadError::NotRunning { pid: 1, path })
         | Err(ReloadError::CannotTell { pid: 1, path, .. }) => {
             assert!(path.ends_with("trunkgate.pid"), "{}", path.display());
@@ -185,7 +187,7 @@ fn a_stalled_disk_holds_one_writing_thread_and_gets_the_newest_result() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("stall.jsonl");
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     super::result_file::stalled::hold(&result_file(&cfg));
     c.reloaded(boot_ms(), "applied", "reload 1");
     // Its thread took it, and is blocked writing it.
@@ -214,7 +216,7 @@ fn a_sequence_at_the_top_wraps() {
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("top.jsonl");
     std::fs::write(result_file(&cfg), format!("{} applied -\n", u64::MAX)).unwrap();
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     c.reloaded(boot_ms(), "applied", "x");
     c.settle();
     assert_eq!(read_result(&result_file(&cfg)).unwrap().sequence, 0);
@@ -261,7 +263,7 @@ fn the_answer_is_the_one_to_a_load_begun_after_the_signal() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     let sent_ms = boot_ms();
     let earlier = sent_ms - 300;
     c.reloaded(earlier, "applied", "another's edit");
@@ -290,7 +292,7 @@ fn a_link_at_the_results_temporary_name_is_not_written_through() {
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
     std::fs::write(&cfg.cdr_path, "{\"call_id\":\"a\"}\n").unwrap();
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     std::os::unix::fs::symlink(&cfg.cdr_path, dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
     c.reloaded(boot_ms(), "applied", "reload 1");
     c.settle();
@@ -312,13 +314,11 @@ fn a_hard_link_at_a_control_files_name_is_not_written_through() {
     std::fs::write(&cfg.cdr_path, cdr_line).unwrap();
     // The pid file, linked before the start.
     std::fs::hard_link(&cfg.cdr_path, dir.path().join("cdr.jsonl.pid")).unwrap();
-    let mut c = Control::start(&cfg).unwrap();
+    let mut c = Control::start(&cfg, Path::new("gateway.toml")).unwrap();
     assert_eq!(std::fs::read_to_string(&cfg.cdr_path).unwrap(), cdr_line);
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("cdr.jsonl.pid"))
-            .unwrap()
-            .trim(),
-        std::process::id().to_string()
+        first_line_pid(&std::fs::read_to_string(dir.path().join("cdr.jsonl.pid")).unwrap()),
+        Some(std::process::id() as i32)
     );
     // The result's temporary name.
     std::fs::hard_link(&cfg.cdr_path, dir.path().join("cdr.jsonl.reload.tmp")).unwrap();
@@ -333,4 +333,35 @@ fn a_hard_link_at_a_control_files_name_is_not_written_through() {
     c.reloaded(boot_ms(), "applied", "reload 2");
     c.settle();
     assert_eq!(std::fs::read_to_string(&cfg.cdr_path).unwrap(), cdr_line);
+}
+
+/// `trunkgate reload -c` with another file than the running gateway's is refused, naming
+/// both: the gateway reloads the file it was started with, and the check of another file
+/// reported "reloaded" for a change that never ran. The same file, by another path (a
+/// symbolic link), goes on to signal the gateway (here this process: not a gateway).
+#[test]
+fn reload_with_another_file_than_the_running_gateways_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::call::tests::config();
+    cfg.cdr_path = dir.path().join("cdr.jsonl");
+    let running = dir.path().join("gateway.toml");
+    let staged = dir.path().join("staged.toml");
+    let link = dir.path().join("link.toml");
+    std::fs::write(&running, "").unwrap();
+    std::fs::write(&staged, "").unwrap();
+    std::os::unix::fs::symlink(&running, &link).unwrap();
+    let _c = Control::start(&cfg, &running).unwrap();
+    let text = std::fs::read_to_string(pid_file(&cfg)).unwrap();
+    assert_eq!(first_line_pid(&text), Some(std::process::id() as i32));
+    let err = reload(&cfg, &staged, Duration::from_millis(10)).unwrap_err();
+    assert!(matches!(err, ReloadError::OtherConfig { .. }), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("gateway.toml") && said.contains("staged.toml"),
+        "{said}"
+    );
+    assert!(matches!(
+        reload(&cfg, &link, Duration::from_millis(10)),
+        Err(ReloadError::NotRunning { .. })
+    ));
 }
