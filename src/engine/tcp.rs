@@ -339,12 +339,6 @@ async fn serve(
                     pong.send(Bytes::from_static(b"\r\n"));
                 }
                 let at = Instant::now();
-                // A stranger over its rate loses the connection (a stream cannot skip
-                // messages); a peer is paced, message by message, below.
-                if stranger && !msgs.is_empty() && !inbox.admit(peer.ip(), at, true) {
-                    debug!(%peer, "TCP source over [protect] source_rate: closing");
-                    break;
-                }
                 if stranger {
                     // Its messages go where a stranger's datagrams go: on the queue of new
                     // work whatever they are, never waiting (a full queue drops them and the
@@ -353,6 +347,13 @@ async fn serve(
                     // (an address the gateway asked lately, connecting back with its
                     // answers: a 100, then a 486) are each read, until its time is up.
                     for framed in msgs {
+                        // Over its rate it loses the connection (a stream cannot skip
+                        // messages), each message counted: a read of a hundred small ones
+                        // costs a hundred (a peer is paced, message by message, below).
+                        if !inbox.admit(peer.ip(), at, true) {
+                            debug!(%peer, "TCP source over [protect] source_rate: closing");
+                            break 'reading;
+                        }
                         let Framed::Message(msg) = framed else {
                             // Nothing it could be answered: as its datagram, dropped.
                             inbox.count_unparseable();

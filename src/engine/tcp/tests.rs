@@ -1048,6 +1048,33 @@ async fn a_stranger_the_gateway_asked_may_connect_back_with_its_answer_in_drop_m
     assert!(queues.strangers.try_recv().is_err());
 }
 
+/// A stranger's messages on its connection are each held to `[protect] source_rate`, not
+/// each read: forty answers in one write get the rate's worth through and the connection
+/// closed. Before, the rate was asked once per read, and every message of it went on.
+#[tokio::test]
+async fn a_strangers_tcp_messages_each_count_against_its_rate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (inbox, mut queues, protect) = inbox_with(Protect {
+        source_rate: Some(10),
+        ..Protect::default()
+    });
+    let gw = listening(&inbox, &protect).await;
+    inbox.asked("127.0.0.9".parse().unwrap(), Instant::now());
+    let answer = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKx\r\n\
+        From: <sip:a@127.0.0.1>;tag=a\r\nTo: <sip:b@127.0.0.9>;tag=b\r\nCall-ID: sr1\r\n\
+        CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let mut conn = connect_from("127.0.0.9", gw).await;
+    conn.write_all(answer.repeat(40).as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), conn.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection is closed");
+    let mut read = 0;
+    while queues.fresh.try_recv().is_ok() {
+        read += 1;
+    }
+    assert_eq!(read, 10, "a second's worth of the rate");
+}
+
 /// A peak of connections gives the registry's tables back as they close: a flood of a
 /// thousand connections once does not keep its tables for the life of the process.
 #[tokio::test]
