@@ -45,7 +45,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         PRACK_FAILURES,
-        "PRACKs a peer refused (405/501/481) or let time out"
+        "PRACKs a peer refused or let time out, by peer and status (timeout, a code that speaks of 100rel such as 405/481/501, else 4xx/5xx/6xx/other)"
     );
     describe_counter!(CALLS, "Released calls by peer, direction and call_tag");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress");
@@ -59,7 +59,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     );
     describe_counter!(
         RTP_DROPPED,
-        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source, outside_networks, over_rate, oversize)"
+        "RTP/RTCP packets the relay dropped, by reason (malformed, foreign_source, inactive, outside_networks, over_rate, oversize)"
     );
     describe_counter!(
         RELAY_FAILURES,
@@ -121,7 +121,7 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
     describe_counter!(RECORDING_BYTES, "Audio bytes written into call recordings");
     describe_counter!(
         RECORDING_FAILURES,
-        "Recordings stopped or not started, by stage: open or write (the disk refused), size_limit ([recording] max_bytes), removed (the file was deleted under it), news_lost (the call was not told); the calls go on"
+        "Recordings stopped or not started, by stage: open or write (the disk refused), size_limit (the WAV limit, 4 GiB), removed (the file was deleted under it), space (below [recording] min_free_mb), news_lost (the call was not told); the calls go on"
     );
     describe_counter!(
         REFUSALS_UNRECORDED,
