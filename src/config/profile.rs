@@ -413,9 +413,30 @@ fn load_profile(
                     m.span().start,
                     format!("[sip] allow: {:?} is not a SIP method", m.get_ref()),
                 ));
+            } else if !crate::sip::Method::is_known(&method) {
+                // Left out silently, a misspelt UPDATE would turn UPDATE off for the peer,
+                // a misspelt OPTIONS its `probe_s`.
+                errs.push(ConfigError::at(
+                    path,
+                    text,
+                    m.span().start,
+                    format!(
+                        "[sip] allow: {:?} is no method the gateway knows (INVITE, ACK, BYE, \
+                         CANCEL, OPTIONS, INFO, PRACK, UPDATE, REGISTER, SUBSCRIBE, NOTIFY, \
+                         REFER, MESSAGE, PUBLISH)",
+                        m.get_ref()
+                    ),
+                ));
             } else if !out.contains(&method) {
                 out.push(method);
             }
+        }
+        if list.is_empty() {
+            warns.push(ConfigError::file(
+                path,
+                "warning: [sip] allow = []: the peer is taken to accept no method within a call \
+                 (no UPDATE, INFO or OPTIONS probe); leave `allow` out to go by its own Allow",
+            ));
         }
         out
     });

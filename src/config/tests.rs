@@ -1196,7 +1196,7 @@ fn call_policy_keys_are_validated_with_positions() {
     ps[1].1.push_str(
         "[session_timer]\nmode = \"sometimes\"\nexpires_s = 30\n\
          [transfer]\nmode = \"always\"\n\
-         [sip]\nallow = [\"INVITE\", \"BY E\"]\ninvite_timeout_s = 33\nprobe_s = 59\n\
+         [sip]\nallow = [\"INVITE\", \"BY E\", \"UDPATE\"]\ninvite_timeout_s = 33\nprobe_s = 59\n\
          [headers]\npass = [\"Via\", \"X Bad\"]\nstrip = [\"content-encoding\"]\nuser_agent = \"bad\\u0007\"\n",
     );
     let dir = write_tree(GATEWAY, &ps);
@@ -1208,6 +1208,8 @@ fn call_policy_keys_are_validated_with_positions() {
         "carrier-a.toml:7:13: [session_timer] expires_s must be 90..=86400 seconds",
         "carrier-a.toml:9:8: [transfer] mode \"always\" must be \"refuse\" or \"relay\"",
         "[sip] allow: \"BY E\" is not a SIP method",
+        // A misspelt method was left out silently: UPDATE off for the peer.
+        "[sip] allow: \"UDPATE\" is no method the gateway knows",
         "carrier-a.toml:12:20: [sip] invite_timeout_s must be 1..=32",
         "carrier-a.toml:13:11: [sip] probe_s must be 0 (off) or 60..=86400",
         "[headers] pass: Via cannot be passed",
@@ -1658,6 +1660,21 @@ fn a_route_prefix_takes_plus_only_first() {
             "{bad}: {text}"
         );
     }
+}
+
+/// `allow = []` says the peer takes no method within a call, which turns off its UPDATE,
+/// INFO and probes: warned of, as a list left empty by mistake.
+#[test]
+fn an_empty_allow_list_is_warned_of() {
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[sip]\nallow = []\n");
+    let cfg = load_tree(GATEWAY, &ps).unwrap_or_else(|e| panic!("{e}"));
+    let said: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("carrier-a.toml") && w.contains("allow = []")),
+        "{said:?}"
+    );
 }
 
 /// A route after one that takes every call it would (the same callers or all of them, a

@@ -48,6 +48,16 @@ impl Method {
         sipx::Method::parse(&Bytes::copy_from_slice(self.as_str().as_bytes()))
     }
 
+    /// Whether the gateway knows `token` as a method by name, in any case (as a profile's
+    /// `[sip] allow` may write it).
+    pub fn is_known(token: &str) -> bool {
+        let upper = Bytes::from(token.to_ascii_uppercase());
+        !matches!(
+            Method::from_sipx(&sipx::Method::parse(&upper)),
+            Method::Other(_)
+        )
+    }
+
     /// The method token.
     pub fn as_str(&self) -> &str {
         match self {
