@@ -196,7 +196,7 @@ fn star() -> Spanned<String> {
 
 /// `to = "peer"` or `to = ["a", "b"]`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a name, or a list of names")]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),

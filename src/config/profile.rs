@@ -86,7 +86,15 @@ pub(super) fn load_profiles(
         }
         if let Some((p, at)) = loaded {
             for (n, place) in p.matches.iter().zip(&at.matches) {
-                if let Some((other, _, _)) = seen_nets.get(n) {
+                if let Some((other, _, _)) = seen_nets.get(n).filter(|(o, ..)| *o == p.name) {
+                    // One network written twice (`10.0.0.5` and `10.0.0.5/32`) is no
+                    // other peer's claim.
+                    warns.push(ConfigError::placed(
+                        &path,
+                        *place,
+                        format!("warning: match {n} is listed twice in peer {other}"),
+                    ));
+                } else if let Some((other, _, _)) = seen_nets.get(n) {
                     errs.push(ConfigError::placed(
                         &path,
                         *place,

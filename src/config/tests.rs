@@ -409,6 +409,25 @@ fn overlapping_matches_are_refused() {
         text.contains("carrier-b.toml:4:26: match 127.0.0.3/32 is also claimed by peer carrier-a"),
         "{text}"
     );
+    // One network written twice in one profile is no other peer's: a warning. Before, the
+    // load was refused, blaming the peer itself as "another".
+    let mut ps = standard_profiles();
+    ps[2].1 = ps[2]
+        .1
+        .replace("[\"127.0.0.4/32\"]", "[\"127.0.0.4/32\", \"127.0.0.4\"]");
+    let cfg = load_tree(GATEWAY, &ps).unwrap_or_else(|e| panic!("{e}"));
+    let said: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("warning: match 127.0.0.4/32 is listed twice in peer carrier-b")),
+        "{said:?}"
+    );
+    // A route's `to` of the wrong type says what it takes, not serde's enum name.
+    let text = load_errors(
+        &GATEWAY.replace("to = \"pbx\"", "to = 5"),
+        &standard_profiles(),
+    );
+    assert!(text.contains("a name, or a list of names"), "{text}");
 }
 
 /// An address written in the IPv4-mapped form (`[::ffff:127.0.0.4]`) is that IPv4 address,
@@ -874,8 +893,9 @@ fn the_media_timeouts_are_bounded_and_ordered() {
     let cfg = load("rtp_timeout_s = 2\n").unwrap();
     let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
     assert!(
-        said.iter().any(|w| w.contains("silence suppression")),
-        "{said:?}"
+        said.iter()
+            .any(|w| w.contains("silence suppression") && w.contains(": warning: ")),
+        "a warning, said so: {said:?}"
     );
 }
 

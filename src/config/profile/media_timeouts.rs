@@ -56,7 +56,7 @@ pub(super) fn media_timeouts(
             text,
             s.span().start,
             format!(
-                "[media] rtp_timeout_s = {active}: a phone that sends nothing while nobody \
+                "warning: [media] rtp_timeout_s = {active}: a phone that sends nothing while nobody \
                  speaks (silence suppression) will have its calls ended"
             ),
         ));
