@@ -21,7 +21,9 @@ pub struct Explained {
 
 #[derive(Debug, Error)]
 pub enum ExplainError {
-    #[error("unknown peer {0:?}: there is no profiles/{0}.toml")]
+    #[error(
+        "unknown peer {0:?}: no profile of the configuration is named so ({0}.toml in its profiles folder)"
+    )]
     UnknownPeer(String),
     #[error("cannot read the message: {0}")]
     Parse(SipError),

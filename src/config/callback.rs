@@ -100,7 +100,7 @@ impl CallbackConfig {
 pub(super) struct Ctx<'a> {
     pub path: &'a Path,
     pub text: &'a str,
-    pub known_peer: &'a dyn Fn(&PeerName) -> bool,
+    pub missing_peer: &'a dyn Fn(&PeerName) -> Option<String>,
 }
 
 impl Ctx<'_> {
@@ -258,12 +258,12 @@ pub(super) fn load(
     }
     if let Some(p) = &sec.from_peer {
         let name = PeerName(p.get_ref().as_str().into());
-        if !(cx.known_peer)(&name) {
+        if let Some(file) = (cx.missing_peer)(&name) {
             errs.push(cx.at(
                 p,
                 format!(
-                    "[callback] from_peer {:?} is not a peer (no profiles/{}.toml)",
-                    name.0, name.0
+                    "[callback] from_peer {:?} is not a peer (no {file})",
+                    name.0
                 ),
             ));
         }

@@ -122,6 +122,15 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// How many are errors (the warnings found beside them, which follow them, aside).
+    pub fn errors(&self) -> usize {
+        (self.0.iter())
+            .filter(|e| !e.message.starts_with("warning:"))
+            .count()
+    }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());

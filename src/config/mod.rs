@@ -433,20 +433,19 @@ impl Config {
             }
         }
         // A peer whose profile file has errors is already reported; routes naming it are not
-        // a second problem.
-        let known = |name: &PeerName| {
-            no_folder || profiles.contains_key(name) || broken.contains(name.as_str())
+        // a second problem. Else the file an unknown peer's profile would be, as written.
+        let missing = |name: &PeerName| {
+            let known = no_folder || profiles.contains_key(name) || broken.contains(name.as_str());
+            (!known).then(|| format!("{profiles_name}/{name}.toml"))
         };
-
-        let routes = routes::routes(file.route, path, &known, &at, &mut errs, &mut warnings);
-
+        let routes = routes::routes(file.route, path, &missing, &at, &mut errs, &mut warnings);
         let callback = callback::load(
             &file.callback,
             &file.sip,
             &callback::Ctx {
                 path,
                 text,
-                known_peer: &known,
+                missing_peer: &missing,
             },
             &mut errs,
             &mut warnings,
@@ -454,6 +453,7 @@ impl Config {
 
         let drain = process::drain(&file.shutdown, &at, &mut errs, &mut warnings);
         if !errs.is_empty() {
+            errs.extend(warnings); // after the errors: one may say why (a `.TOML` not read)
             return Err(ConfigErrors(errs));
         }
         let mut cfg = Config {

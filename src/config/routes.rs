@@ -38,12 +38,12 @@ impl Route {
     }
 }
 
-/// Every `[[route]]`, in order; `known` says whether a peer has a profile (one with errors
-/// counts: it is reported already).
+/// Every `[[route]]`, in order; `missing` names the file a peer without a profile would have
+/// (one with errors has one: it is reported already).
 pub(super) fn routes(
     file_routes: Vec<Spanned<RouteSection>>,
     path: &Path,
-    known: &dyn Fn(&PeerName) -> bool,
+    missing: &dyn Fn(&PeerName) -> Option<String>,
     at: &dyn Fn(Range<usize>, String) -> ConfigError,
     errs: &mut Vec<ConfigError>,
     warnings: &mut Vec<ConfigError>,
@@ -56,13 +56,10 @@ pub(super) fn routes(
             RouteFrom::Any
         } else {
             let name = PeerName(r.from.get_ref().as_str().into());
-            if !known(&name) {
+            if let Some(file) = missing(&name) {
                 errs.push(at(
                     r.from.span(),
-                    format!(
-                        "route from unknown peer {:?} (no profiles/{}.toml)",
-                        name.0, name.0
-                    ),
+                    format!("route from unknown peer {:?} (no {file})", name.0),
                 ));
             }
             RouteFrom::Peer(name)
@@ -96,10 +93,10 @@ pub(super) fn routes(
             ));
         }
         for p in &to {
-            if !known(p) {
+            if let Some(file) = missing(p) {
                 errs.push(at(
                     to_span.clone(),
-                    format!("route to unknown peer {:?} (no profiles/{}.toml)", p.0, p.0),
+                    format!("route to unknown peer {:?} (no {file})", p.0),
                 ));
             }
         }

@@ -1682,6 +1682,50 @@ fn a_route_prefix_takes_plus_only_first() {
     }
 }
 
+/// A load refused for its errors says its warnings too, after them: the one that explains
+/// an error (a profile named `.TOML`, not read, is the unknown peer a route names) is not
+/// lost. Before, only the errors were said.
+#[test]
+fn a_refused_load_says_its_warnings_after_its_errors() {
+    let dir = write_tree(GATEWAY, &standard_profiles());
+    let profiles = dir.path().join("profiles");
+    std::fs::rename(
+        profiles.join("carrier-b.toml"),
+        profiles.join("carrier-b.TOML"),
+    )
+    .unwrap();
+    let errs = Config::load(&dir.path().join("gateway.toml")).unwrap_err();
+    let said: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
+    assert!(said[0].contains("unknown peer \"carrier-b\""), "{said:?}");
+    assert!(
+        said.iter()
+            .any(|w| w.contains("carrier-b.TOML") && w.contains("warning: not read")),
+        "{said:?}"
+    );
+    assert_eq!(errs.errors(), said.len() - 1, "{said:?}");
+}
+
+/// An unknown peer's missing profile is named in the folder `profiles` names. Before, the
+/// message said `profiles/NAME.toml` whatever the folder.
+#[test]
+fn an_unknown_peer_is_looked_for_in_the_configured_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = (GATEWAY.replace("to = \"pbx\"", "to = \"nobody\""))
+        .replace("profiles = \"profiles\"", "profiles = \"peers\"");
+    std::fs::write(dir.path().join("gateway.toml"), gw).unwrap();
+    std::fs::create_dir(dir.path().join("peers")).unwrap();
+    for (name, text) in standard_profiles() {
+        std::fs::write(dir.path().join("peers").join(format!("{name}.toml")), text).unwrap();
+    }
+    let text = Config::load(&dir.path().join("gateway.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("route to unknown peer \"nobody\" (no peers/nobody.toml)"),
+        "{text}"
+    );
+}
+
 /// `allow = []` says the peer takes no method within a call, which turns off its UPDATE,
 /// INFO and probes: warned of, as a list left empty by mistake.
 #[test]

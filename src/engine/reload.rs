@@ -103,7 +103,7 @@ impl Shell {
                 self.reloaded(
                     started,
                     "invalid",
-                    &format!("{} error(s); first: {first}", errs.0.len()),
+                    &format!("{} error(s); first: {first}", errs.errors()),
                 );
                 return;
             }

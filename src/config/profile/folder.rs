@@ -109,5 +109,6 @@ pub(in crate::config) fn profile_errors_beside(
     };
     let sources = (source.read(&base.join(name), &mut errs, &mut warns)).unwrap_or_default();
     super::load_profiles(sources, &mut errs, &mut warns);
+    errs.extend(warns);
     crate::config::ConfigErrors(errs)
 }
