@@ -91,6 +91,13 @@ pub(super) fn peer_auth(
     let Some(r) = &file.register else {
         return (credentials, None);
     };
+    let enabled = r.enabled.unwrap_or(false);
+    if r.enabled.is_none() {
+        warns.push(ConfigError::file(
+            path,
+            "warning: [register] without `enabled = true`: nothing is registered",
+        ));
+    }
     let expires = match &r.expires_s {
         Some(e) if EXPIRES_RANGE.contains(e.get_ref()) => Duration::from_secs(*e.get_ref()),
         Some(e) => {
@@ -143,7 +150,7 @@ pub(super) fn peer_auth(
             .unwrap_or(Transport::Udp),
     };
     // The username is the user part of the address of record we register.
-    if r.enabled
+    if enabled
         && let Some(a) = &file.auth
         && !is_uri_user(a.username.get_ref())
     {
@@ -152,7 +159,7 @@ pub(super) fn peer_auth(
             "[auth] username must be a SIP URI user part to be registered with [register]".into(),
         ));
     }
-    let register = r.enabled.then_some(RegisterPolicy {
+    let register = enabled.then_some(RegisterPolicy {
         expires,
         contact_user,
         transport,

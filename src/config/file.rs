@@ -325,8 +325,8 @@ impl std::fmt::Debug for AuthSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterSection {
-    #[serde(default)]
-    pub enabled: bool,
+    /// Unset: warned of (a section that looks configured and does nothing).
+    pub enabled: Option<bool>,
     pub expires_s: Option<Spanned<u64>>,
     pub contact_user: Option<Spanned<String>>,
     pub transport: Option<Spanned<String>>,

@@ -127,7 +127,24 @@ fn every_key_set() {
         "[register]\nenabled = false\nexpires_s = 600\n",
         0o600,
     );
-    assert!(itsp(&load(&dir).unwrap()).register.is_none());
+    let off = load(&dir).unwrap();
+    assert!(itsp(&off).register.is_none());
+    assert!(
+        !off.warnings
+            .iter()
+            .any(|w| w.to_string().contains("[register]"))
+    );
+    // Without `enabled`, the section registers nothing either, and says so. Before, it was
+    // taken silently.
+    let dir = tree(GATEWAY, "[register]\nexpires_s = 600\n", 0o600);
+    let unset = load(&dir).unwrap();
+    assert!(itsp(&unset).register.is_none());
+    let said: Vec<String> = unset.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("warning: [register] without `enabled = true`")),
+        "{said:?}"
+    );
 }
 
 #[test]
