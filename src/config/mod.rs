@@ -45,6 +45,7 @@ pub use profile::{DEFAULT_PROBE, PROBE_RANGE};
 use profile::{ProfileSource, load_profiles, profile_errors_beside};
 pub use routes::{Route, RouteFrom};
 pub use sip::parse_transport_addr;
+use toml_read::toml_error;
 
 use crate::interop::causes::CausePolicy;
 use crate::interop::prack::PrackPolicy;
@@ -293,7 +294,10 @@ impl Config {
         let file: GatewayFile = match toml_read::from_toml(text) {
             Ok(f) => f,
             Err(es) => {
-                let found = es.iter().map(|e| toml_error(path, text, e)).collect();
+                let found = es
+                    .iter()
+                    .map(|e| toml_error::<GatewayFile>(path, text, e))
+                    .collect();
                 return Err(profile_errors_beside(found, text, &base, profile_source));
             }
         };
@@ -488,12 +492,6 @@ impl Config {
         cfg.link_dial_plans();
         Ok(cfg)
     }
-}
-
-/// A TOML syntax or type error, at its place in the file.
-fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
-    let offset = e.span().map(|s| s.start).unwrap_or(0);
-    ConfigError::at(path, text, offset, e.message().trim().to_string())
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use toml::Spanned;
 
 use super::error::{Place, one_of};
 use super::file::ProfileFile;
-use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr, toml_error};
+use super::toml_read::toml_error;
+use super::{ConfigError, PeerName, Profile, Role, auth, limits, parse_transport_addr};
 use crate::interop::causes::{CausePolicy, Q850Cause};
 use crate::interop::transfer::TransferMode;
 use crate::media::Latch;
@@ -188,7 +189,7 @@ fn load_profile(
     let file: ProfileFile = match super::toml_read::from_toml(text) {
         Ok(f) => f,
         Err(es) => {
-            errs.extend(es.iter().map(|e| toml_error(path, text, e)));
+            errs.extend(es.iter().map(|e| toml_error::<ProfileFile>(path, text, e)));
             return None;
         }
     };

@@ -1726,6 +1726,27 @@ fn an_unknown_peer_is_looked_for_in_the_configured_folder() {
     );
 }
 
+/// A profile's own key appended after its last section is said to have been read as that
+/// section's, where it went; a key misspelt in a section is not.
+#[test]
+fn a_profile_key_after_a_section_says_where_it_was_read() {
+    let mut ps = standard_profiles();
+    ps[1]
+        .1
+        .push_str("[headers]\npass = [\"X-Billing\"]\nring_timeout_s = 60\nstirp = []\n");
+    let text = load_errors(GATEWAY, &ps);
+    assert!(
+        text.contains("unknown field `ring_timeout_s`")
+            && text.contains("(read as a key of [headers]: a key of the file's own goes above"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("read as a key of").count(),
+        1,
+        "not the misspelt one: {text}"
+    );
+}
+
 /// `allow = []` says the peer takes no method within a call, which turns off its UPDATE,
 /// INFO and probes: warned of, as a list left empty by mistake.
 #[test]

@@ -44,6 +44,49 @@ pub(super) fn from_toml<T: DeserializeOwned>(text: &str) -> Result<T, Vec<Error>
     Err(errs)
 }
 
+/// A TOML syntax or type error in `text` (a `T`), at its place in the file.
+pub(super) fn toml_error<T: DeserializeOwned>(
+    path: &std::path::Path,
+    text: &str,
+    e: &Error,
+) -> super::ConfigError {
+    let offset = e.span().map(|s| s.start).unwrap_or(0);
+    super::ConfigError::at(path, text, offset, message::<T>(text, e))
+}
+
+/// What to say of `e`, an error in `text` (a `T`): its message, and for a key unknown
+/// under a `[section]` that the file takes above its sections, that it was read as the
+/// section's (put after a section, as an operator appends one, "unknown field" alone
+/// names a key the file does take).
+pub(super) fn message<T: DeserializeOwned>(text: &str, e: &Error) -> String {
+    let said = e.message().trim();
+    let Some(span) = e.span().filter(|_| said.starts_with("unknown field")) else {
+        return said.to_string();
+    };
+    let key = said.split('`').nth(1).unwrap_or_default();
+    let bare = !key.is_empty()
+        && (key.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    // Known at the top when a file of that key alone is refused for anything but it.
+    let top_level = bare
+        && toml::from_str::<T>(&format!("{key} = 0"))
+            .map_or_else(|e| !e.message().starts_with("unknown field"), |_| true);
+    if !top_level {
+        return said.to_string();
+    }
+    let before = text.get(..span.start).unwrap_or_default();
+    // The last table header above it, as written (its comment aside).
+    let header = (before.lines().rev())
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .find(|l| l.starts_with('[') && l.ends_with(']'));
+    match header {
+        Some(h) => format!(
+            "{said} (read as a key of {h}: a key of the file's own goes above its first \
+             [section])"
+        ),
+        None => said.to_string(),
+    }
+}
+
 /// Take what is at `span` out of `table`: an element of an array (a table of an array of
 /// tables, whose first shares the array's span, so the elements are looked at first), an
 /// entry within a table inside, or an entry whose key or value it is. False when there is
@@ -149,6 +192,27 @@ mod tests {
         let got = lines(text, &from_toml::<File>(text).unwrap_err());
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(said(&got, 4, "unknown field"), "{got:?}");
+    }
+
+    /// A key of the file's own put after a section (as an operator appends one) is said to
+    /// have been read as that section's; a key unknown anywhere is just unknown. Before,
+    /// the message said only "unknown field", naming a key the file does take.
+    #[test]
+    fn a_files_own_key_under_a_section_is_said_to_be_read_as_that_sections() {
+        let text = "name = \"a\"\nnmae = 1\n[media]  # the relay\nancor = true\nname = \"b\"\n";
+        let said: Vec<String> = (from_toml::<File>(text).unwrap_err().iter())
+            .map(|e| message::<File>(text, e))
+            .collect();
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(!said[0].contains("read as a key of"), "{}", said[0]);
+        assert!(!said[1].contains("read as a key of"), "{}", said[1]);
+        assert!(
+            said[2].starts_with("unknown field `name`")
+                && said[2]
+                    .contains("(read as a key of [media]: a key of the file's own goes above"),
+            "{}",
+            said[2]
+        );
     }
 
     /// A mistake inside an array takes out that element only: the first table of an array
