@@ -162,6 +162,29 @@ pub(super) fn load(
         (0, _) | (_, None) => None,
         (port, Some(ip)) => Some(SocketAddr::new(ip, port)),
     };
+    // Both are UDP sockets: one address and port cannot be bound twice, and `run` would
+    // fail where `check` said ok.
+    if let Some(at) = c.listen {
+        let clashes = (sip.listen.get_ref().iter())
+            .filter_map(|l| super::parse_transport_addr(l.get_ref()).ok())
+            .any(|(t, a)| {
+                let any = a.ip().is_unspecified() || at.ip().is_unspecified();
+                let family = a.is_ipv4() == at.is_ipv4();
+                t == crate::sip::Transport::Udp
+                    && a.port() == at.port()
+                    && family
+                    && (any || a.ip() == at.ip())
+            });
+        if clashes {
+            let msg = format!(
+                "[callback] {at} is also a [sip] listen UDP address: set another [callback] port"
+            );
+            match &sec.port {
+                Some(p) => errs.push(cx.at(p, msg)),
+                None => errs.push(cx.at(&sip.listen, msg)),
+            }
+        }
+    }
     if let Some(list) = &sec.allow {
         c.allow = super::net::parse_nets(
             list.get_ref(),

@@ -273,3 +273,22 @@ fn an_allow_list_beyond_loopback_without_keys_is_warned_about() {
     assert!(!warned("[callback]\nallow = [\"127.0.0.1\", \"::1\"]\n"));
     assert!(!warned("[callback]\nport = 0\nallow = [\"10.0.0.5\"]\n"));
 }
+
+/// The call-back service on the address and port of a SIP UDP listener cannot be bound:
+/// refused by `check`, where before `check` said ok and `run` failed to bind. Another
+/// port, or another address of the same port, is fine.
+#[test]
+fn a_callback_port_on_a_sip_udp_listener_is_refused() {
+    let text = errors("[callback]\nport = 5060\n");
+    assert!(
+        text.contains("[callback] 127.0.0.1:5060 is also a [sip] listen UDP address"),
+        "{text}"
+    );
+    let (_d, ok) = load("[callback]\nport = 5061\n");
+    assert!(ok.is_ok());
+    let (_d, ok) = load("[callback]\nport = 5060\nlisten = \"127.0.0.9\"\n");
+    assert!(ok.is_ok());
+    let any = BASE.replace("udp:127.0.0.1:5060", "udp:0.0.0.0:5060");
+    let (_d, clash) = load_with(&any, "[callback]\nport = 5060\n");
+    assert!(clash.is_err(), "every IPv4 address holds it");
+}
