@@ -382,8 +382,9 @@ fn call_backs_are_placed_again_once_cdrs_are_written_with_no_sip_meanwhile() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(phone_asks(&gw, "INVITE", "Require: x-nothing\r\n"), 420);
     health_becomes(&gw, "HTTP/1.1 503", Duration::from_secs(5));
-    // SIP while it fails: the call layer hears of it.
-    assert_eq!(phone_asks(&gw, "OPTIONS", ""), 200);
+    // SIP while it fails: the call layer hears of it, and an OPTIONS is told so (a front's
+    // probe sends calls elsewhere).
+    assert_eq!(phone_asks(&gw, "OPTIONS", ""), 503);
     // The disk is back; no SIP from here on until the call-back's own.
     std::fs::remove_dir(&cdr).unwrap();
     health_becomes(&gw, "HTTP/1.1 200", Duration::from_secs(15));
