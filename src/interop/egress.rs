@@ -87,9 +87,13 @@ fn copies_verbatim(peer: &Profile, h: &Hdr) -> bool {
 /// responses alike: a priority claim (RFC 4412 §11: the requester must be authorised, and a
 /// carrier may grant preemption on our word) and an early-media authorisation (RFC 5009 §8:
 /// a network takes `P-Early-Media` only from an authorised source; before, a phone's 183
-/// could open a carrier's gate for early media nobody is billed for).
+/// could open a carrier's gate for early media nobody is billed for). And a STIR/SHAKEN
+/// `Identity` (RFC 8224), which an operator may `pass`: the gateway verifies none, and an
+/// attestation from a phone (one replayed from another call) is not ours to vouch for.
 fn needs_belief(h: &Hdr) -> bool {
-    *h == Hdr::named("Resource-Priority") || *h == Hdr::named("P-Early-Media")
+    *h == Hdr::named("Resource-Priority")
+        || *h == Hdr::named("P-Early-Media")
+        || *h == Hdr::named("Identity")
 }
 
 /// The other leg's Reason values for `peer`, as we write them (none when it takes none).

@@ -428,6 +428,30 @@ fn early_media_authorisation_passes_only_from_a_believed_peer() {
     }
 }
 
+/// A STIR/SHAKEN `Identity` an operator lets through (`pass`) reaches the trunk only from
+/// a believed peer: the gateway verifies none. Before, any phone's attestation went on.
+#[test]
+fn a_passed_stir_identity_goes_on_only_from_a_believed_peer() {
+    for believed in [true, false] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.headers.pass.push(Hdr::named("Identity"));
+            }
+            if n == "pbx" {
+                p.headers.trust_asserted = believed;
+            }
+        }));
+        let identity = "Identity: eyJhbGciOiJFUzI1NiJ9.e30.c2ln;info=<https://cert.example/x.pem>;alg=ES256;ppt=shaken\r\n";
+        h.recv(
+            PHONE,
+            &invite_text("stir", "z9hG4bKstir", "+8610123", identity),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let got = inv.header(&Hdr::named("Identity"));
+        assert_eq!(got.is_some(), believed, "believed: {believed}");
+    }
+}
+
 /// carrier-a fails with 503, carrier-b (tried next) never answers: the caller gets carrier-a's
 /// 503, and its cause is read with carrier-a's `[causes.map]`, not carrier-b's. The CDR's
 /// `egress_peer` is the last peer tried (carrier-b); the event `failure_from_carrier-a` says
