@@ -1,5 +1,5 @@
 //! `/metrics` of the real binary during and after calls: the values, and (where `promtool`
-//! is installed; CI installs it and sets TRUNKGATE_REQUIRE_PROMTOOL=1) Prometheus' own
+//! is installed; `scripts/dev test` installs it and sets TRUNKGATE_REQUIRE_PROMTOOL=1) Prometheus' own
 //! checker on the page.
 
 mod common;
@@ -131,7 +131,7 @@ fn metrics_follow_a_ringing_call_and_an_answered_one() {
 }
 
 /// `promtool check metrics` on the page. Skipped (with a note) where promtool is not
-/// installed, unless TRUNKGATE_REQUIRE_PROMTOOL is set (CI).
+/// installed, unless TRUNKGATE_REQUIRE_PROMTOOL is set (`scripts/dev test`, so CI).
 fn promtool_accepts(page: &str) {
     use std::io::Write;
     let child = std::process::Command::new("promtool")

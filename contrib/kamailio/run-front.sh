@@ -32,6 +32,14 @@ defines=()
 if head -1 "$dir/address.list" | grep -q 'unknown_sources = reject'; then
     defines=(-A REJECT_STRANGERS)
 fi
+# A proxy facing the carriers does not run as root: started as root, it runs as Debian's
+# `kamailio` user ($KAMAILIO_USER), which needs only to read $FRONT_DIR and make its socket.
+if [ "$(id -u)" -eq 0 ]; then
+    user=${KAMAILIO_USER:-kamailio}
+    id "$user" >/dev/null 2>&1 || { echo "run-front.sh: no user $user to run Kamailio as (set KAMAILIO_USER)" >&2; exit 1; }
+    chown "$user" "$dir"
+    defines+=(-u "$user" -g "$(id -gn "$user")")
+fi
 kamailio -c "${defines[@]}" -f "$dir/front.cfg" >/dev/null
 # 256 MB of shared memory: each transaction held here takes about 10 KB, and at 1,000 calls a
 # second some 20,000 are held at once (a few per call, for the seconds tm keeps them).

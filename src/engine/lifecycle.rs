@@ -42,17 +42,37 @@ pub struct Signals {
 /// unwatched, one then (a reload asked while a slow start reads its files) would end the
 /// process; watched, it is a reload once the gateway runs. SIGTERM and SIGINT are watched
 /// only after the load ([`Signals::watch`]): a start hung on a file (a stalled NFS mount)
-/// still ends on them at once.
-pub struct Hangup(tokio::signal::unix::Signal);
+/// still ends on them at once. But for process 1 (a container's entry point), which the
+/// kernel gives no signal it does not watch: watched from the start too, so a `docker stop`
+/// during the load stops the gateway as soon as it runs, rather than being lost.
+pub struct Hangup {
+    hup: tokio::signal::unix::Signal,
+    early_stop: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
 
 impl Hangup {
     /// Must be called inside the runtime (`Runtime::enter`).
     pub fn watch() -> anyhow::Result<Hangup> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Hangup(
-            signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
-        ))
+        let early_stop = if std::process::id() == 1 {
+            Some(stop_signals()?)
+        } else {
+            None
+        };
+        Ok(Hangup {
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+            early_stop,
+        })
     }
+}
+
+/// SIGTERM and SIGINT, watched.
+fn stop_signals() -> anyhow::Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    Ok((
+        signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+        signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+    ))
 }
 
 impl Signals {
@@ -60,11 +80,14 @@ impl Signals {
     /// written (a SIGTERM after that, unwatched, would leave the pid file behind). Must be
     /// called inside the runtime.
     pub fn watch(hup: Hangup) -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
+        let (term, int) = match hup.early_stop {
+            Some(watched) => watched,
+            None => stop_signals()?,
+        };
         Ok(Signals {
-            hup: hup.0,
-            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            hup: hup.hup,
+            term,
+            int,
         })
     }
 }

@@ -333,12 +333,15 @@ impl Gateway {
     }
 
     /// SIGKILL: the process gets no chance to flush, fsync or say goodbye to anyone.
-    /// Send the gateway a signal (`TERM`, `INT`, `HUP`).
+    /// Send the gateway a signal (`TERM`, `INT`, `HUP`, `STOP`, `CONT`). A signal that
+    /// cannot be sent fails the test: one that went silently unsent (no `kill` program on a
+    /// minimal machine) let a test of a stalled gateway pass on a running one.
     pub fn signal(&self, name: &str) {
-        let _ = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status();
+        let sig: nix::sys::signal::Signal = format!("SIG{name}")
+            .parse()
+            .unwrap_or_else(|e| panic!("no signal {name}: {e}"));
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap_or_else(|e| panic!("cannot send SIG{name}: {e}"));
     }
 
     pub fn kill9(&mut self) {
