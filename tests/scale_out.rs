@@ -626,6 +626,21 @@ fn a_strangers_request_draws_nothing_from_the_front() {
         .send_to(invite(&phone, "phone-1").as_bytes(), front)
         .unwrap();
     assert_eq!(status_for(&phone, "INVITE"), Some(100), "{}", w.logs());
+    // A stranger's response whose next Via is the phone's: dropped too. Before, the front
+    // sent it on, from its own address, stamped, wherever the Via said.
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {front};branch=z9hG4bK-fake\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-x\r\nFrom: <sip:a@127.0.0.9>;tag=a\r\nTo: <sip:b@127.0.0.9>;tag=b\r\nCall-ID: fake@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        phone.local_addr().unwrap()
+    );
+    stranger.send_to(reply.as_bytes(), front).unwrap();
+    assert_eq!(status_for(&phone, "OPTIONS"), None, "{}", w.logs());
+    // A peer's keepalive to the front itself: 200 while an instance takes calls.
+    let keepalive = format!(
+        "OPTIONS sip:{front} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-ka\r\nMax-Forwards: 70\r\nFrom: <sip:x@127.0.0.5>;tag=ka\r\nTo: <sip:{front}>\r\nCall-ID: ka@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        phone.local_addr().unwrap()
+    );
+    phone.send_to(keepalive.as_bytes(), front).unwrap();
+    assert_eq!(status_for(&phone, "OPTIONS"), Some(200), "{}", w.logs());
 }
 
 /// The values of header `name` in `text` (full name only), in order.

@@ -374,7 +374,11 @@ impl B2bua {
             // may use (RFC 3261 §11.2).
             Method::Options => {
                 let mut extra = vec![(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, ACCEPT)];
-                let peer = self.env.cfg.peer_for_source(source.addr.ip());
+                // (Behind a front, the peer it names.)
+                let peer = self
+                    .env
+                    .cfg
+                    .peer_for_source(self.env.origin_ip(req, source));
                 if let Some(s) = peer.and_then(|p| super::admission::supported_for(p)) {
                     extra.push((Hdr::SUPPORTED, s));
                 }

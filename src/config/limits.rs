@@ -81,6 +81,26 @@ pub struct PeerLimits {
     pub max_call_duration: Option<Duration>,
 }
 
+/// How long the shipped front (`contrib/kamailio`, `fr_timer`) gives an instance to answer
+/// a new request before it tries the next instance.
+pub const FRONT_INSTANCE_WAIT: Duration = Duration::from_secs(2);
+
+/// Behind a front: a warning when `[protect] overload_drop_ms` lets an instance serve a
+/// new request later than the front waits for it, so a call the front already gave the
+/// next instance is placed here too (its callee rings twice).
+pub(super) fn outlasts_front(p: &Protect) -> Option<String> {
+    (p.overload_drop >= FRONT_INSTANCE_WAIT).then(|| {
+        format!(
+            "warning: [protect] overload_drop_ms = {}: behind the shipped front, which tries \
+             the next instance after {} s without an answer, a new call served that late is \
+             placed twice (its callee rings twice); keep it under {}",
+            p.overload_drop.as_millis(),
+            FRONT_INSTANCE_WAIT.as_secs(),
+            FRONT_INSTANCE_WAIT.as_millis()
+        )
+    })
+}
+
 /// What happens to requests from sources no profile matches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UnknownSources {

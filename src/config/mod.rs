@@ -10,6 +10,7 @@ mod cdr;
 mod error;
 mod families;
 mod file;
+mod front;
 mod limits;
 mod lookup;
 mod media;
@@ -414,27 +415,19 @@ impl Config {
                 ));
             }
         }
-        // Behind a front, a message without a readable source stamp counts as the front's
-        // own address: a profile matching it would take such messages as its peer's.
         if let Some(f) = front {
-            let ip = f.addr.ip();
-            if let Some(w) = families::front_cannot_reach(&advertise, ip) {
+            if let Some(w) = families::front_cannot_reach(&advertise, f.addr.ip()) {
                 warnings.push(at(file.sip.advertise.span(), w));
             }
-            for (p, n) in profiles
-                .values()
-                .filter_map(|p| Some((p, p.matches.iter().find(|n| n.contains(&ip))?)))
-            {
-                let at = places_of(p);
-                errs.push(ConfigError::placed(
-                    &at.path,
-                    at.of_match(p, n),
-                    format!(
-                        "match covers {ip}, the address of [sip] front: behind a front peers are \
-                         told apart by the source it stamps, and the front itself must be no peer"
-                    ),
-                ));
-            }
+            front::checks(
+                f,
+                &profiles,
+                &protect,
+                &places_of,
+                path,
+                &mut errs,
+                &mut warnings,
+            );
         }
         // A peer whose profile file has errors is already reported; routes naming it are not
         // a second problem. Else the file an unknown peer's profile would be, as written.

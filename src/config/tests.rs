@@ -361,11 +361,57 @@ fn behind_a_front_no_profile_may_match_the_fronts_address() {
     let text = load_errors(&behind, &ps);
     // At the `match` entry that covers it (line 4, its string's opening quote).
     assert!(
-        text.contains("pbx.toml:4:10: match covers 127.0.0.10"),
+        text.contains("pbx.toml:4:10: 127.0.0.10 is the address of [sip] front"),
         "{text}"
     );
     // Without a front the same range is fine.
     assert!(load_tree(GATEWAY, &ps).is_ok());
+    // An overload drop later than the shipped front's wait for an instance: warned of.
+    let late = behind.replace("[cdr]", "[protect]\noverload_drop_ms = 2500\n\n[cdr]");
+    let cfg = load_tree(&late, &standard_profiles()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        cfg.warnings.iter().any(|w| w
+            .to_string()
+            .contains("overload_drop_ms = 2500: behind the shipped front")),
+        "{:?}",
+        cfg.warnings
+    );
+    let quiet = load_tree(&behind, &standard_profiles()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !quiet
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("overload_drop_ms"))
+    );
+    // A peer over TCP, which the shipped front does not relay: warned of.
+    let mut ps = standard_profiles();
+    ps[1].1 = ps[1].1.replace("udp:127.0.0.3:5060", "tcp:127.0.0.3:5060");
+    let cfg = load_tree(&behind, &ps).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        cfg.warnings.iter().any(|w| w
+            .to_string()
+            .contains("carrier-a.toml:3:11: warning: a tcp: address behind [sip] front")),
+        "{:?}",
+        cfg.warnings
+    );
+    // A profile whose `address` is the front's, outside its `match`: refused too, at its
+    // `address` (before, taken; every call to it failed at the front). So is a `match`
+    // the front's address falls in written IPv4-mapped.
+    let mut ps = standard_profiles();
+    ps[1].1 = ps[1].1.replace(
+        "address = \"udp:127.0.0.3:5060\"",
+        "address = \"udp:127.0.0.10:5060\"",
+    );
+    let text = load_errors(&behind, &ps);
+    assert!(
+        text.contains("carrier-a.toml:3:11: 127.0.0.10 is the address of [sip] front"),
+        "{text}"
+    );
+    let mapped = behind.replace("udp:127.0.0.10:5060", "udp:[::ffff:127.0.0.10]:5060");
+    let mut ps = standard_profiles();
+    ps[0].1 = ps[0].1.replace("127.0.0.2/32", "127.0.0.0/24");
+    let text = load_errors(&mapped, &ps);
+    assert!(text.contains("is the address of [sip] front"), "{text}");
     // A front over TCP is refused, not taken and used untried.
     let tcp = behind.replace("udp:127.0.0.10", "tcp:127.0.0.10");
     let text = load_errors(&tcp, &standard_profiles());

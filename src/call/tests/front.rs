@@ -109,6 +109,23 @@ fn in_call(method: &str, tag: &str, cseq: u32, branch: &str) -> String {
     )
 }
 
+/// An OPTIONS through the front is answered for the peer the front names: its profile's
+/// extensions in `Supported`. Before, the front's own address, no peer's, was looked up
+/// and every peer behind a front was told of none.
+#[test]
+fn an_options_through_the_front_is_answered_for_the_peer_it_names() {
+    let mut h = behind_front();
+    let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bKfo1\r\n\
+        Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKpo1\r\nMax-Forwards: 69\r\n\
+        From: <sip:ping@127.0.0.3>;tag=p\r\nTo: <sip:127.0.0.1>\r\nCall-ID: fopt-1\r\n\
+        CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    h.recv(FRONT, &via_front(options, "127.0.0.3:5060"));
+    let r = h.take_responses(FRONT).remove(0);
+    assert_eq!(r.status(), 200);
+    let supported = r.header_tokens(&Hdr::SUPPORTED);
+    assert!(supported.iter().any(|t| t == "100rel"), "{supported:?}");
+}
+
 #[test]
 fn calls_through_the_front_are_the_peer_it_names_and_leave_through_it() {
     let mut h = behind_front();
