@@ -76,7 +76,7 @@ impl Inbox {
         // Contact's name muted its answers to our BYE and refreshes, and calls ended 408).
         // Whoever holds one (the peer itself, a host on the path) could replay it without
         // end: what passes so is held to a second rate, as large as the first.
-        let spared = || (peer || self.asked.may_answer(ip, now)) && ours() && g.spare(ip);
+        let spared = || (peer || self.asked.may_answer(ip, now)) && ours() && g.spare(ip, !peer);
         match g.check(ip, now, !peer) {
             Gate::Pass => true,
             Gate::Tripped | Gate::Blocked if spared() => true,
