@@ -387,13 +387,24 @@ fn pid_file_error(path: &Path, source: io::Error) -> ReloadError {
 const PID_FILE_ROOM: u64 = 4200;
 
 /// What the pid file holds: the pid, and on a line of its own the configuration file a
-/// reload reads, made absolute (left out when it cannot be written on one line).
+/// reload reads, made absolute as the gateway names it, its symbolic links not followed (a
+/// reload follows them anew: a link moved to a new release is the file it reads then; left
+/// out when it cannot be written on one line).
 fn pid_file_text(config: &Path) -> String {
     let pid = std::process::id();
-    let config = std::fs::canonicalize(config).ok();
+    let config = std::path::absolute(config).ok();
     match config.as_ref().and_then(|c| c.to_str()) {
         Some(c) if !c.contains('\n') => format!("{pid}\n{c}\n"),
         _ => format!("{pid}\n"),
+    }
+}
+
+/// Whether `a` and `b` name the same file now (links followed).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 
@@ -435,10 +446,11 @@ pub fn reload(cfg: &Config, config: &Path, wait: Duration) -> Result<ReloadResul
     if !(legacy || held(&file)) {
         return Err(ReloadError::NotRunning { pid, path });
     }
-    // The gateway reloads the file it was started with, whatever file was checked here.
+    // The gateway reloads the file it was started with, whatever file was checked here: the
+    // same path, or a path to the same file (by a link, or relative) is that file.
     if let Some(running) = text.lines().nth(1).filter(|l| !l.is_empty()) {
-        let given = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
-        if Path::new(running) != given {
+        let given = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+        if Path::new(running) != given && !same_file(Path::new(running), &given) {
             return Err(ReloadError::OtherConfig {
                 pid,
                 running: running.into(),

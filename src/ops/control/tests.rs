@@ -337,31 +337,44 @@ fn a_hard_link_at_a_control_files_name_is_not_written_through() {
 
 /// `trunkgate reload -c` with another file than the running gateway's is refused, naming
 /// both: the gateway reloads the file it was started with, and the check of another file
-/// reported "reloaded" for a change that never ran. The same file, by another path (a
-/// symbolic link), goes on to signal the gateway (here this process: not a gateway).
+/// reported "reloaded" for a change that never ran. The same path, or another path to the
+/// file it names now (a symbolic link, followed), goes on to signal the gateway (here this
+/// process: not a gateway); a link the gateway was started by that now points elsewhere (a
+/// release switched, a mounted ConfigMap updated) is still its file.
 #[test]
 fn reload_with_another_file_than_the_running_gateways_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = crate::call::tests::config();
     cfg.cdr_path = dir.path().join("cdr.jsonl");
-    let running = dir.path().join("gateway.toml");
+    let first = dir.path().join("gateway.toml");
     let staged = dir.path().join("staged.toml");
     let link = dir.path().join("link.toml");
-    std::fs::write(&running, "").unwrap();
+    std::fs::write(&first, "").unwrap();
     std::fs::write(&staged, "").unwrap();
-    std::os::unix::fs::symlink(&running, &link).unwrap();
-    let _c = Control::start(&cfg, &running).unwrap();
+    std::os::unix::fs::symlink(&first, &link).unwrap();
+    let _c = Control::start(&cfg, &link).unwrap();
     let text = std::fs::read_to_string(pid_file(&cfg)).unwrap();
     assert_eq!(first_line_pid(&text), Some(std::process::id() as i32));
+    let not_a_gateway = |given: &Path| {
+        matches!(
+            reload(&cfg, given, Duration::from_millis(10)),
+            Err(ReloadError::NotRunning { .. })
+        )
+    };
     let err = reload(&cfg, &staged, Duration::from_millis(10)).unwrap_err();
     assert!(matches!(err, ReloadError::OtherConfig { .. }), "{err}");
     let said = err.to_string();
     assert!(
-        said.contains("gateway.toml") && said.contains("staged.toml"),
+        said.contains("link.toml") && said.contains("staged.toml"),
         "{said}"
     );
+    assert!(not_a_gateway(&link) && not_a_gateway(&first));
+    // The link moved on: it names the staged file, which is the gateway's now.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&staged, &link).unwrap();
+    assert!(not_a_gateway(&link) && not_a_gateway(&staged));
     assert!(matches!(
-        reload(&cfg, &link, Duration::from_millis(10)),
-        Err(ReloadError::NotRunning { .. })
+        reload(&cfg, &first, Duration::from_millis(10)),
+        Err(ReloadError::OtherConfig { .. })
     ));
 }
