@@ -449,6 +449,9 @@ impl Config {
         );
 
         let drain = process::drain(&file.shutdown, &at, &mut errs, &mut warnings);
+        // In the files' order, not the profile map's (which differs from load to load: a
+        // reload that changes nothing must find the same warnings, `Config::same_as`).
+        warnings.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
         if !errs.is_empty() {
             errs.extend(warnings); // after the errors: one may say why (a `.TOML` not read)
             return Err(ConfigErrors(errs));
