@@ -10,6 +10,7 @@ use super::router::B2bua;
 use super::{CoreEvent, Output};
 use crate::config::UnknownSources;
 use crate::interop::egress::{ACCEPT, ALLOW};
+use crate::interop::prack::PrackMode;
 use crate::sip::ingress::{self, Verdict};
 use crate::sip::{Hdr, Message, Method, Request, Target};
 use crate::txn::TxnId;
@@ -158,7 +159,11 @@ impl B2bua {
             // A tag of no check (`stateless_tag`), as every stateless answer's: none the edge
             // lets ahead as ours.
             let tag = self.env.ids.stateless_tag(req);
-            let resp = match required_refusal(req, status) {
+            let peer = self
+                .env
+                .cfg
+                .peer_for_source(self.env.origin_ip(req, source));
+            let resp = match required_refusal(req, status, peer.map(|p| &**p)) {
                 Some((status, reason, unsupported)) => {
                     let extra: Vec<(Hdr, &str)> = (unsupported.iter())
                         .map(|u| (Hdr::UNSUPPORTED, u.as_str()))
@@ -399,13 +404,25 @@ impl B2bua {
 /// method would get (RFC 3261 §8.2.2.3, an OPTIONS's too): 420 with the extensions we lack
 /// in `Unsupported`, or 400 for a `Require` that is not a list of tokens. A method we do
 /// not serve, a draining 503 and a BYE's 481 answer first, whatever it requires.
-fn required_refusal(req: &Request, status: u16) -> Option<(u16, &'static str, Option<String>)> {
+/// Judged against what `peer`'s profile leaves on (what its OPTIONS is told in `Supported`):
+/// `timer` and `100rel` each when its profile has them.
+fn required_refusal(
+    req: &Request,
+    status: u16,
+    peer: Option<&crate::config::Profile>,
+) -> Option<(u16, &'static str, Option<String>)> {
     if matches!(status, 405 | 501 | 503) || req.method() == Method::Bye {
         return None;
     }
-    match super::admission::unsupported_required(req, true) {
+    let timers = peer.is_none_or(|p| p.session_timer.supported());
+    let reliable = peer.is_none_or(|p| p.prack.mode != PrackMode::Disabled);
+    match super::admission::unsupported_required(req, timers) {
         None => Some((400, "Bad Require", None)),
-        Some(tags) if tags.is_empty() => None,
-        Some(tags) => Some((420, "Bad Extension", Some(tags.join(", ")))),
+        Some(mut tags) => {
+            if !reliable && req.header_has_token(&Hdr::REQUIRE, "100rel") {
+                tags.push("100rel".into());
+            }
+            (!tags.is_empty()).then(|| (420, "Bad Extension", Some(tags.join(", "))))
+        }
     }
 }

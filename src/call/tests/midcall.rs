@@ -203,7 +203,7 @@ fn requests_for_unknown_dialogs_get_481_and_options_200() {
 /// sending calls to an instance that refused each.
 #[test]
 fn options_says_what_a_call_from_its_peer_may_use() {
-    let options = |h: &mut H, n: u32| {
+    let options_requiring = |h: &mut H, n: u32, require: &str| {
         let branch = format!("z9hG4bKsay{n}");
         let text = in_dialog(
             "OPTIONS",
@@ -215,10 +215,12 @@ fn options_says_what_a_call_from_its_peer_may_use() {
             &branch,
             "127.0.0.3:5060",
             "",
-        );
+        )
+        .replacen("Max-Forwards:", &format!("{require}Max-Forwards:"), 1);
         h.recv(CARRIER_A, &text);
         h.take_responses(CARRIER_A).remove(0)
     };
+    let options = |h: &mut H, n: u32| options_requiring(h, n, "");
     let plain = |on: bool| {
         H::with(config_with(|n, p| {
             if n == "carrier-a" {
@@ -246,6 +248,13 @@ fn options_says_what_a_call_from_its_peer_may_use() {
     let r = options(&mut h, 2);
     assert_eq!(r.status(), 200);
     assert!(r.header(&Hdr::SUPPORTED).is_none(), "neither is on for it");
+    // Requiring either of them is refused for it (RFC 3261 §8.2.2.3), as its INVITE would
+    // be; before, any OPTIONS requiring them got 200.
+    for (n, tag) in [(5, "timer"), (6, "100rel")] {
+        let r = options_requiring(&mut h, n, &format!("Require: {tag}\r\n"));
+        assert_eq!(r.status(), 420, "{tag}");
+        assert_eq!(r.header(&Hdr::UNSUPPORTED).as_deref(), Some(tag));
+    }
     h.input(Input::CdrWritable(false));
     let r = options(&mut h, 3);
     assert_eq!(
