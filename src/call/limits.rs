@@ -302,6 +302,23 @@ impl Limits {
         self.admit_peer(peer)
     }
 
+    /// The rests under way, by peer: a reload that failed part way puts them back (it may
+    /// have cleared one for a trunk it re-addressed).
+    pub fn rests(&self) -> Vec<(PeerName, Instant)> {
+        (self.peers.iter())
+            .filter_map(|(n, g)| Some((n.clone(), g.resting_until?)))
+            .collect()
+    }
+
+    /// Put back `rests` ([`Limits::rests`]) on the peers still counted.
+    pub fn put_back_rests(&mut self, rests: Vec<(PeerName, Instant)>) {
+        for (name, until) in rests {
+            if let Some(g) = self.peers.get_mut(&name) {
+                g.resting_until = Some(until);
+            }
+        }
+    }
+
     /// `peer` answered a 503 with `Retry-After` (RFC 3261 §21.5.4): no attempt goes to it
     /// before `until` (the route's next peer is tried instead, or the caller gets 503).
     pub fn rest(&mut self, peer: &PeerName, until: Instant) {

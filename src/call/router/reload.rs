@@ -19,6 +19,7 @@ impl B2bua {
     /// before runs on, its limits and registrations put back.
     pub fn reload(&mut self, now: Instant, cfg: Arc<Config>) -> bool {
         let old = self.env.cfg.clone();
+        let rests = self.env.limits.rests();
         let applied = |b: &mut B2bua| {
             b.on_reload(now, cfg.clone());
             b.pump(now);
@@ -29,6 +30,7 @@ impl B2bua {
         error!("applying the reload failed (a defect): the running configuration stays");
         let restored = fault::guarded(self, FaultPlace::Core, |b| {
             b.put_back_after_reload(now, &cfg, old.clone());
+            b.env.limits.put_back_rests(rests);
             b.pump(now);
         });
         if !restored {

@@ -280,6 +280,34 @@ fn a_reload_that_panics_leaves_the_running_configuration_whole() {
     }
 }
 
+/// A reload that re-addresses a resting trunk and then panics leaves the trunk resting: the
+/// rest its old server asked for still holds, for the address still in use. Before, the
+/// configuration was put back but the rest stayed cleared.
+#[test]
+fn a_reload_that_panics_leaves_a_trunks_rest_as_it_was() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fr1", "z9hG4bKfr1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 503, "o1", &[(Hdr::RETRY_AFTER, "300")], None),
+    );
+    h.take(CARRIER_B);
+    let moved = Arc::new(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.address.addr = "127.0.0.9:5060".parse().expect("address");
+        }
+    }));
+    test_fault::arm_reload(2);
+    assert!(!h.reload(moved));
+    h.recv(PHONE, &invite_text("fr2", "z9hG4bKfr2", "+8610123", ""));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Invite).is_empty(),
+        "resting"
+    );
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+}
+
 /// A panic in a turn of the stop's hang-up, outside any call, costs that turn: the calls are
 /// still up and a next turn is asked for, which hangs them up. Three such turns in a row and
 /// the hang-up gives up (a stop must end). Before, it unwound into the shell.
