@@ -10,5 +10,12 @@ set -euo pipefail
 [ $# -eq 1 ] || { sed -n '2,9p' "$0" >&2; exit 2; }
 dir=${FRONT_DIR:-var/front}
 "${TRUNKGATE:-trunkgate}" front-sources -c "$1" >"$dir/address.list.new"
+chmod a+r "$dir/address.list.new"
 mv "$dir/address.list.new" "$dir/address.list"
-kamcmd -s "unix:$dir/kamailio_ctl" permissions.addressReload
+# kamcmd exits 0 on a failed reload too: its answer says which it was.
+answer=$(kamcmd -s "unix:$dir/kamailio_ctl" permissions.addressReload 2>&1) || true
+echo "$answer"
+case "$answer" in
+    *"Reload OK"*) ;;
+    *) echo "reload-front.sh: the front kept its old list of sources" >&2; exit 1 ;;
+esac

@@ -38,6 +38,13 @@ if [ "$(id -u)" -eq 0 ]; then
     user=${KAMAILIO_USER:-kamailio}
     id "$user" >/dev/null 2>&1 || { echo "run-front.sh: no user $user to run Kamailio as (set KAMAILIO_USER)" >&2; exit 1; }
     chown "$user" "$dir"
+    chmod a+r "$dir/address.list" "$dir/dispatcher.list" "$dir/front.cfg"
+    # It reads the address list again at each reload-front.sh, as that user: a folder
+    # above $FRONT_DIR closed to it (a checkout under /root) would fail every reload.
+    if ! runuser -u "$user" -- test -r "$dir/address.list"; then
+        echo "run-front.sh: $user cannot read $dir/address.list (a folder above it is closed to it): set FRONT_DIR to a folder it can read, e.g. /var/lib/trunkgate-front" >&2
+        exit 1
+    fi
     defines+=(-u "$user" -g "$(id -gn "$user")")
 fi
 kamailio -c "${defines[@]}" -f "$dir/front.cfg" >/dev/null
