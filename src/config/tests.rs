@@ -299,6 +299,11 @@ fn load_tree(gateway: &str, profiles: &[(&str, String)]) -> Result<Config, Confi
 }
 
 /// What loading `gateway` and `profiles` reports (they must be refused).
+/// What `cfg` warns of, each as `check` prints it.
+fn warnings(cfg: &Config) -> Vec<String> {
+    cfg.warnings.iter().map(ToString::to_string).collect()
+}
+
 fn load_errors(gateway: &str, profiles: &[(&str, String)]) -> String {
     load_tree(gateway, profiles).unwrap_err().to_string()
 }
@@ -462,7 +467,7 @@ fn overlapping_matches_are_refused() {
         .1
         .replace("[\"127.0.0.4/32\"]", "[\"127.0.0.4/32\", \"127.0.0.4\"]");
     let cfg = load_tree(GATEWAY, &ps).unwrap_or_else(|e| panic!("{e}"));
-    let said: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter()
             .any(|w| w.contains("warning: match 127.0.0.4/32 is listed twice in peer carrier-b")),
@@ -937,7 +942,7 @@ fn the_media_timeouts_are_bounded_and_ordered() {
     let p = &cfg.profiles[&PeerName("carrier-b".into())];
     assert_eq!(p.rtp_hold_timeout, Some(Duration::from_secs(7200)));
     let cfg = load("rtp_timeout_s = 2\n").unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter()
             .any(|w| w.contains("silence suppression") && w.contains(": warning: ")),
@@ -974,7 +979,7 @@ fn a_missing_or_nested_match_is_warned_about() {
     ps[2].1 = ps[2].1.replace("\"127.0.0.4/32\"", "\"127.0.0.0/24\"");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter()
             .any(|w| w.contains("carrier-a.toml:1:") && w.contains("no `match`")),
@@ -992,7 +997,7 @@ fn a_missing_or_nested_match_is_warned_about() {
         .push_str("\n[register]\nenabled = true\ncontact_user = \"4420001\"\n");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter().any(|w| w.contains("pbx.toml:4:")
             && w.contains("requests from there to \"4420001\", carrier-b's registered contact user, are carrier-b's")),
@@ -1006,7 +1011,7 @@ fn a_missing_or_nested_match_is_warned_about() {
     let dir = write_tree(GATEWAY, &standard_profiles());
     std::fs::write(dir.path().join("profiles/extra.TOML"), "name = \"extra\"\n").unwrap();
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter()
             .any(|w| w.contains("extra.TOML") && w.contains("not read as a profile")),
@@ -1017,7 +1022,7 @@ fn a_missing_or_nested_match_is_warned_about() {
     ps[2].1 = ps[2].1.replace("\"127.0.0.4/32\"", "\"0.0.0.0/0\"");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter().any(
             |w| w.contains("match 0.0.0.0/0 covers a large part of the internet")
@@ -1117,7 +1122,7 @@ fn a_peer_of_the_other_address_family_is_warned_about() {
     ps[2].1.push_str("\n[media]\nanchor = true\n");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert_eq!(said.len(), 3, "{said:?}");
     assert!(
         said.iter()
@@ -1142,7 +1147,7 @@ fn loopback_advertised_to_a_peer_elsewhere_is_warned_about() {
     ps[1].1.push_str("\n[media]\nanchor = true\n");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter().any(|w| w.contains("carrier-a.toml:")
             && w.contains("[sip] advertise 127.0.0.1 is loopback")),
@@ -1161,7 +1166,7 @@ fn loopback_advertised_to_a_peer_elsewhere_is_warned_about() {
     );
     let dir = write_tree(&behind, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         !said.iter().any(|w| w.contains("[sip] advertise")),
         "{said:?}"
@@ -1178,7 +1183,7 @@ fn loopback_advertised_to_a_peer_elsewhere_is_warned_about() {
     );
     let dir = write_tree(&elsewhere, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter().any(|w| w.contains("gateway.toml:")
             && w.contains("cannot be reached from [sip] front 192.0.2.10")),
@@ -1192,7 +1197,7 @@ fn loopback_advertised_to_a_peer_elsewhere_is_warned_about() {
     let gateway = gateway.replacen("\n[cdr]", "[cdr]", 1);
     let dir = write_tree(&gateway, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter()
             .any(|w| w.contains("192.0.2.1") && w.contains("no address of this host")),
@@ -1214,7 +1219,7 @@ fn a_ptime_off_the_10_ms_grid_is_warned_about() {
     ps[1].1.push_str("\n[sdp]\nptime = 25\n");
     let dir = write_tree(GATEWAY, &ps);
     let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
-    let said: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter()
             .any(|w| w.contains("carrier-a.toml:") && w.contains("ptime 25 is no multiple of 10")),
@@ -1370,7 +1375,7 @@ fn metrics_scrapers_default_to_loopback_and_are_bounded() {
 
     // A scraper on another host needs `allow`: said at load, not found out at 3 a.m.
     let c = load("\n[metrics]\nlisten = \"0.0.0.0:9464\"\n").unwrap();
-    let said: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    let said = warnings(&c);
     assert!(
         said.iter()
             .any(|w| w.contains("[metrics] listen 0.0.0.0:9464 is not loopback")),
@@ -1426,7 +1431,7 @@ fn metrics_scrapers_default_to_loopback_and_are_bounded() {
 #[test]
 fn a_drain_longer_than_the_shipped_stop_timeouts_is_a_warning() {
     let load = |extra: &str| load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles());
-    let said = |c: &Config| -> Vec<String> { c.warnings.iter().map(|w| w.to_string()).collect() };
+    let said = warnings;
     let c = load("\n[shutdown]\ndrain_s = 33\n").unwrap();
     assert!(
         said(&c).iter().all(|w| !w.contains("drain_s")),
@@ -1800,7 +1805,7 @@ fn an_empty_allow_list_is_warned_of() {
     let mut ps = standard_profiles();
     ps[1].1.push_str("[sip]\nallow = []\n");
     let cfg = load_tree(GATEWAY, &ps).unwrap_or_else(|e| panic!("{e}"));
-    let said: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    let said = warnings(&cfg);
     assert!(
         said.iter()
             .any(|w| w.contains("carrier-a.toml") && w.contains("allow = []")),
@@ -1816,9 +1821,8 @@ fn a_route_an_earlier_one_shadows_is_said_to_be_dead() {
     let with = |extra: &str| {
         let cfg = load_tree(&format!("{GATEWAY}{extra}"), &standard_profiles())
             .unwrap_or_else(|e| panic!("{e}"));
-        let said: Vec<String> = (cfg.warnings.iter().map(ToString::to_string))
-            .filter(|w| w.contains("never taken"))
-            .collect();
+        let mut said = warnings(&cfg);
+        said.retain(|w| w.contains("never taken"));
         said
     };
     // Behind `from = "*"` with no prefix, and behind the pbx's +86 for a longer prefix.
@@ -1962,10 +1966,7 @@ fn a_udp_peer_no_udp_listener_can_reach_is_a_warning() {
     let v6 = "name = \"carrier-a\"\nrole = \"trunk\"\naddress = \"udp:[2001:db8::7]:5060\"\n";
     let mut profiles = standard_profiles();
     profiles[1].1 = v6.to_string();
-    let said = |gateway: &str| -> Vec<String> {
-        let c = load_tree(gateway, &profiles).unwrap();
-        c.warnings.iter().map(|w| w.to_string()).collect()
-    };
+    let said = |gateway: &str| -> Vec<String> { warnings(&load_tree(gateway, &profiles).unwrap()) };
     let warned = |w: &Vec<String>| {
         w.iter()
             .any(|w| w.contains("no UDP address in [sip] listen"))

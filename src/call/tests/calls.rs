@@ -635,13 +635,7 @@ fn a_503_with_retry_after_rests_the_peer() {
 #[test]
 fn a_trunk_moved_by_a_reload_is_not_kept_resting_for_its_old_server() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("m1", "z9hG4bKm1", "+8610123", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        reply(&inv, 503, "o1", &[(Hdr::RETRY_AFTER, "300")], None),
-    );
-    h.take(CARRIER_B);
+    carrier_a_resting(&mut h, "m1");
     let moved = |limits: bool| {
         Arc::new(config_with(|n, p| {
             if n == "carrier-a" {

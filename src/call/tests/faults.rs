@@ -286,13 +286,7 @@ fn a_reload_that_panics_leaves_the_running_configuration_whole() {
 #[test]
 fn a_reload_that_panics_leaves_a_trunks_rest_as_it_was() {
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("fr1", "z9hG4bKfr1", "+8610123", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(
-        CARRIER_A,
-        reply(&inv, 503, "o1", &[(Hdr::RETRY_AFTER, "300")], None),
-    );
-    h.take(CARRIER_B);
+    carrier_a_resting(&mut h, "fr1");
     let moved = Arc::new(config_with(|n, p| {
         if n == "carrier-a" {
             p.address.addr = "127.0.0.9:5060".parse().expect("address");

@@ -111,6 +111,21 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
 }
 
 /// The standard test configuration with some profiles adjusted.
+/// A call from the phone that carrier-a refuses with `503` and `Retry-After: 300`: carrier-a
+/// rests (RFC 3261 §21.5.4); the call goes on to carrier-b, whose INVITE is taken.
+pub(super) fn carrier_a_resting(h: &mut H, id: &str) {
+    h.recv(
+        PHONE,
+        &invite_text(id, &format!("z9hG4bK{id}"), "+8610123", ""),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 503, "o1", &[(Hdr::RETRY_AFTER, "300")], None),
+    );
+    h.take(CARRIER_B);
+}
+
 pub(super) fn config_with(edit: impl Fn(&str, &mut Profile)) -> Config {
     let mut cfg = config();
     edit_profiles(&mut cfg, edit);
