@@ -155,15 +155,14 @@ impl B2bua {
         // Kept as transactions for Timer J's 32 s, a flood of them spoofed in a peer's
         // name filled the table, and every new call was refused 503.
         if !cancel && !in_dialog && req.method() != Method::Invite {
-            let (status, reason, extra) = self.out_of_dialog_answer(req, source);
+            // (Behind a front, the peer it names.)
+            let peer = (self.env.cfg).peer_for_source(self.env.origin_ip(req, source));
+            let peer = peer.map(|p| &**p);
+            let (status, reason, extra) = self.out_of_dialog_answer(req, peer);
             // A tag of no check (`stateless_tag`), as every stateless answer's: none the edge
             // lets ahead as ours.
             let tag = self.env.ids.stateless_tag(req);
-            let peer = self
-                .env
-                .cfg
-                .peer_for_source(self.env.origin_ip(req, source));
-            let resp = match required_refusal(req, status, peer.map(|p| &**p)) {
+            let resp = match required_refusal(req, status, peer) {
                 Some((status, reason, unsupported)) => {
                     let extra: Vec<(Hdr, &str)> = (unsupported.iter())
                         .map(|u| (Hdr::UNSUPPORTED, u.as_str()))
@@ -351,7 +350,8 @@ impl B2bua {
             _ if in_dialog => self.on_in_dialog_request(now, id, req, source),
             // (Answered statelessly before a transaction is made: `refused_statelessly`.)
             _ => {
-                let (status, reason, extra) = self.out_of_dialog_answer(&req, source);
+                let peer = (self.env.cfg).peer_for_source(self.env.origin_ip(&req, source));
+                let (status, reason, extra) = self.out_of_dialog_answer(&req, peer.map(|p| &**p));
                 self.env.respond(now, id, &req, status, reason, &extra);
             }
         }
@@ -361,7 +361,7 @@ impl B2bua {
     fn out_of_dialog_answer(
         &self,
         req: &Request,
-        source: Target,
+        peer: Option<&crate::config::Profile>,
     ) -> (u16, &'static str, Vec<(Hdr, &'static str)>) {
         match req.method() {
             // Shutting down: a front's probe (or a peer's keepalive) learns it now and sends
@@ -379,12 +379,7 @@ impl B2bua {
             // may use (RFC 3261 §11.2).
             Method::Options => {
                 let mut extra = vec![(Hdr::ALLOW, ALLOW), (Hdr::ACCEPT, ACCEPT)];
-                // (Behind a front, the peer it names.)
-                let peer = self
-                    .env
-                    .cfg
-                    .peer_for_source(self.env.origin_ip(req, source));
-                if let Some(s) = peer.and_then(|p| super::admission::supported_for(p)) {
+                if let Some(s) = peer.and_then(super::admission::supported_for) {
                     extra.push((Hdr::SUPPORTED, s));
                 }
                 (200, "OK", extra)
