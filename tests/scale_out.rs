@@ -476,6 +476,26 @@ fn two_instances_behind_kamailio_share_calls_and_a_drained_one_gets_none() {
         "{after:?} {up:?}\n{}",
         w.logs()
     );
+    // A peer's keepalive to the front itself: 200 while an instance takes calls; once the
+    // other drains too, 503, so a carrier that fails over on its keepalives does. Before,
+    // the front answered 200 whatever the instances' state.
+    assert_eq!(
+        options_status(w.front, Duration::from_secs(2)),
+        Some(200),
+        "{}",
+        w.logs()
+    );
+    let pid = w.instances[other].proc.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while options_status(w.front, Duration::from_millis(500)) != Some(503) {
+        assert!(
+            Instant::now() < deadline,
+            "the front's keepalive answer with no instance in rotation is not 503\n{}",
+            w.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The front is no open relay: a request in a dialog from outside (a To tag, and a Route
