@@ -1,3 +1,4 @@
+use super::client::pid_file_error;
 use super::result_file::RESULT_ROOM;
 use super::*;
 
