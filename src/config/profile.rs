@@ -23,6 +23,7 @@ mod media_sources;
 pub(super) use folder::{ProfileSource, profile_errors_beside};
 mod media_timeouts;
 mod policies;
+mod sip_allow;
 mod sip_timers;
 use policies::{header_policy, prack_policy, uri_policy};
 pub use sip_timers::{DEFAULT_PROBE, PROBE_RANGE};
@@ -410,45 +411,7 @@ fn load_profile(
         errs,
     );
     let peer_auth = auth::peer_auth(&file, path, text, errs, warns);
-    let allow = file.sip.allow.as_ref().map(|list| {
-        let mut out: Vec<String> = Vec::new();
-        for m in list {
-            let method = m.get_ref().trim().to_ascii_uppercase();
-            // RFC 3261 §25.1: a method is a token; ours are letters.
-            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-                errs.push(ConfigError::at(
-                    path,
-                    text,
-                    m.span().start,
-                    format!("[sip] allow: {:?} is not a SIP method", m.get_ref()),
-                ));
-            } else if !crate::sip::Method::is_known(&method) {
-                // Left out silently, a misspelt UPDATE would turn UPDATE off for the peer,
-                // a misspelt OPTIONS its `probe_s`.
-                errs.push(ConfigError::at(
-                    path,
-                    text,
-                    m.span().start,
-                    format!(
-                        "[sip] allow: {:?} is no method the gateway knows (INVITE, ACK, BYE, \
-                         CANCEL, OPTIONS, INFO, PRACK, UPDATE, REGISTER, SUBSCRIBE, NOTIFY, \
-                         REFER, MESSAGE, PUBLISH)",
-                        m.get_ref()
-                    ),
-                ));
-            } else if !out.contains(&method) {
-                out.push(method);
-            }
-        }
-        if list.is_empty() {
-            warns.push(ConfigError::file(
-                path,
-                "warning: [sip] allow = []: the peer is taken to accept no method within a call \
-                 (no UPDATE, INFO or OPTIONS probe); leave `allow` out to go by its own Allow",
-            ));
-        }
-        out
-    });
+    let allow = sip_allow::allowed_methods(file.sip.allow.as_deref(), path, text, (errs, warns));
     let transfer = file
         .transfer
         .mode
