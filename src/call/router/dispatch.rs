@@ -8,9 +8,9 @@ use tracing::debug;
 
 use super::B2bua;
 use crate::call::state::TxnRole;
-use crate::call::{CallRef, Side};
+use crate::call::{CallRef, Output, Side};
 use crate::sip::{Method, Request, Response, Target};
-use crate::txn::TxnId;
+use crate::txn::{TxnId, TxnOutput};
 
 impl B2bua {
     /// A CANCEL: for the INVITE of a call of ours, or 481.
@@ -256,6 +256,35 @@ impl B2bua {
             None => {
                 let env = &mut self.env;
                 crate::call::orphan::ack_and_bye(env, now, &resp, cseq, source, offerless);
+            }
+        }
+    }
+
+    /// What the transaction layer produced: to the registrations or the calls.
+    pub(super) fn on_txn_output(&mut self, now: Instant, o: TxnOutput) {
+        match o {
+            TxnOutput::Send { id, target, wire } => self.env.out.push_back(Output::Transmit {
+                target,
+                wire,
+                txn: Some(id),
+            }),
+            TxnOutput::Request { id, req, source } => self.on_new_request(now, id, req, source),
+            TxnOutput::Response { id, resp } if self.registrations.owns(id) => self
+                .registrations
+                .on_response(&mut self.env, now, id, &resp),
+            TxnOutput::Response { id, resp } => self.on_client_response(now, id, resp),
+            TxnOutput::Timeout { id } if self.registrations.owns(id) => {
+                self.registrations.on_failure(&mut self.env, now, id, true)
+            }
+            TxnOutput::TransportError { id } if self.registrations.owns(id) => {
+                self.registrations.on_failure(&mut self.env, now, id, false)
+            }
+            TxnOutput::Ack { ack, source, .. } => self.on_ack(now, &ack, source),
+            TxnOutput::Timeout { id } => self.on_client_failure(now, id, true),
+            TxnOutput::TransportError { id } => self.on_client_failure(now, id, false),
+            TxnOutput::Terminated { id } => {
+                self.env.owners.remove(&id);
+                crate::maps::shrink_if_sparse(&mut self.env.owners);
             }
         }
     }
