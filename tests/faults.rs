@@ -1,8 +1,9 @@
 //! Faults against the real binary: SIGKILL under load, a trunk that is down in three ways,
-//! a `/metrics` port already taken at start-up, and the process stalled (SIGSTOP). Every wait is bounded and waits for a
+//! a pinged trunk that goes silent and comes back, a `/metrics` port already taken at
+//! start-up, and the process stalled (SIGSTOP). Every wait is bounded and waits for a
 //! condition; assertions are about what happened, never about how fast. The four trunk
-//! tests each last one Timer B (32 s, RFC 3261 §17.1.1.2): the gateway notices none of the
-//! three failures sooner (see each test). Tests run in parallel, so the file takes about
+//! tests without pings each last one Timer B (32 s, RFC 3261 §17.1.1.2): without
+//! `[sip] ping_s` the gateway notices none of the three failures sooner (see each test). Tests run in parallel, so the file takes about
 //! that long. Their routes get a 120 s ring timeout: with a ring timeout under 32 s a silent
 //! trunk ends the call with 408 `no_answer_timeout` before Timer B can fail it over.
 
@@ -494,4 +495,113 @@ fn a_response_queued_during_a_stall_is_read_before_the_timers_fire() {
         let got = String::from_utf8_lossy(&buf[..n]).into_owned();
         assert!(!got.starts_with("CANCEL"), "given up: {got}");
     }
+}
+
+/// What carrier-a's stand-in does with what it is sent.
+const SWALLOW: u8 = 0;
+const ANSWER: u8 = 1;
+
+/// A UDP peer on carrier-a's address that, while `mode` is [`ANSWER`], answers OPTIONS with
+/// 200 and INVITE with 486, and otherwise reads and says nothing. Counts what it read, by
+/// method, until `stop`.
+fn switchable_peer(
+    sock: UdpSocket,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+    stop: Arc<AtomicBool>,
+    seen: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+) -> std::thread::JoinHandle<()> {
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let deadline = Instant::now() + Duration::from_secs(150);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let method = text.split(' ').next().unwrap_or("").to_string();
+            *seen.lock().unwrap().entry(method.clone()).or_default() += 1;
+            let status = match method.as_str() {
+                "OPTIONS" => "200 OK",
+                "INVITE" => "486 Busy Here",
+                _ => continue,
+            };
+            if mode.load(Ordering::Relaxed) != ANSWER {
+                continue;
+            }
+            let mut resp = format!("SIP/2.0 {status}\r\n");
+            for line in text.lines() {
+                let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                match name.as_str() {
+                    "via" | "from" | "call-id" | "cseq" => resp.push_str(&format!("{line}\r\n")),
+                    "to" => resp.push_str(&format!("{line};tag=peer\r\n")),
+                    _ => {}
+                }
+            }
+            resp.push_str("Content-Length: 0\r\n\r\n");
+            let _ = sock.send_to(resp.as_bytes(), from);
+        }
+    })
+}
+
+/// carrier-a (the route's only peer) is pinged (`[sip] ping_s = 5`) through the real
+/// edge: while it answers, it is up; gone silent, it is down within a ping and a call gets
+/// `503` at once, no INVITE sent to it (before: each call waited out Timer B, 32 s, and
+/// got 408); answering again, it is up and takes the next call.
+#[test]
+fn a_pinged_trunk_that_goes_silent_is_passed_over_until_it_answers_again() {
+    let ports = Ports::new();
+    let sock = UdpSocket::bind((CARRIER_A_IP, ports.carrier_a)).unwrap();
+    let mode = Arc::new(std::sync::atomic::AtomicU8::new(ANSWER));
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let peer = switchable_peer(sock, mode.clone(), stop.clone(), seen.clone());
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            single_carrier: true,
+            ..GwOpts::carrier_a("[sip]\nping_s = 5\n")
+        },
+    );
+    let series = "trunkgate_peer_up{peer=\"carrier-a\"}";
+    let wait_for = |want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Gateway::metric_value(&gw.metrics(), series) != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "{series} never {want}; log:\n{}",
+                gw.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let count = |method: &str| seen.lock().unwrap().get(method).copied().unwrap_or(0);
+    wait_for(1.0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count("OPTIONS") == 0 {
+        assert!(Instant::now() < deadline, "no ping; log:\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    mode.store(SWALLOW, Ordering::Relaxed);
+    wait_for(0.0);
+    assert_eq!(
+        invite_final_status(&gw, "pinged-down-1"),
+        503,
+        "{}",
+        gw.log()
+    );
+    assert_eq!(count("INVITE"), 0, "no INVITE to a peer that is down");
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "peer_unreachable", "{c:#}");
+    assert_eq!(c["cause"], 38, "{c:#}");
+    assert_eq!(c["events"][0], "peer_down_carrier-a", "{c:#}");
+
+    mode.store(ANSWER, Ordering::Relaxed);
+    wait_for(1.0);
+    assert_eq!(invite_final_status(&gw, "pinged-up-2"), 486, "{}", gw.log());
+    assert_eq!(count("INVITE"), 1);
+    stop.store(true, Ordering::Relaxed);
+    peer.join().unwrap();
 }

@@ -84,6 +84,13 @@ impl Call {
                 info!(peer = %name, "a reload removed or moved this peer: not tried");
                 continue;
             }
+            // Pinged and not answering (`[sip] ping_s`): its INVITE would wait out its
+            // timeout for nothing.
+            if cx.env.health.is_down(&name) {
+                debug!(peer = %name, "peer down (no answer to its pings): not tried");
+                self.events.push(CallEvent::PeerDown(name));
+                continue;
+            }
             // A peer tried in an earlier turn of this loop no longer carries this call.
             if let Some(prev) = self.counted_egress.take() {
                 cx.env.limits.release(&prev);

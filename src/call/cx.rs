@@ -86,6 +86,8 @@ pub struct Env {
     pub ended_calls: usize,
     /// `[limits]`: calls per second and at once, gateway-wide and per peer.
     pub limits: Limits,
+    /// `[sip] ping_s`: the pinged peers, and which are down.
+    pub health: super::peer_health::PeerHealth,
     /// CDRs can be written (else new calls get 503, without a CDR of their own).
     pub cdr_writable: bool,
     /// Retransmissions the call layer made or absorbed itself (2xx until ACKed, reliable

@@ -46,6 +46,8 @@ pub enum CallEvent {
     DialogGone(Side),
     /// A peer of the route was skipped: over its `[limits]` (`cps` or `max_calls`).
     PeerLimited(&'static str),
+    /// A peer of the route was passed over: it answers none of its pings (`[sip] ping_s`).
+    PeerDown(crate::config::PeerName),
     /// A peer's 401/407 could not be answered, or refused our answer (the attempt failed,
     /// or the challenged request was given up).
     AuthFailed,
@@ -95,6 +97,7 @@ impl fmt::Display for CallEvent {
             CallEvent::AckTimeout(side) => write!(f, "ack_timeout_{}", side.party()),
             CallEvent::DialogGone(side) => write!(f, "dialog_gone_{}", side.party()),
             CallEvent::PeerLimited(reason) => write!(f, "peer_limited_{reason}"),
+            CallEvent::PeerDown(peer) => write!(f, "peer_down_{}", peer.as_str()),
             CallEvent::AuthFailed => f.write_str(crate::auth::AuthFailure::CDR_EVENT),
             CallEvent::SessionExpired(side) => {
                 write!(f, "session_expired_{}", side.party())

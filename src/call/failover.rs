@@ -402,6 +402,9 @@ impl Call {
             return;
         }
         warn!(call_id = %self.call_id(), egress = self.egress_str(), timeout, "peer unreachable");
+        if let Some(peer) = self.egress_name() {
+            cx.env.health.missed(peer, cx.now);
+        }
         self.events.push(if timeout {
             CallEvent::PeerTimeout
         } else {

@@ -45,6 +45,7 @@ mod orphan;
 mod outbound;
 mod overloaded;
 mod own_invite;
+mod peer_health;
 mod per_leg;
 mod phase;
 mod prack_answer;

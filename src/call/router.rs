@@ -11,6 +11,7 @@ use foldhash::HashMap;
 
 use super::anchor::release_media;
 use super::cx::{Cx, Env};
+use super::peer_health::PeerHealth;
 use super::state::Call;
 use super::{CallRef, Input, Output};
 use crate::config::Config;
@@ -101,6 +102,7 @@ impl B2bua {
                 moved: Default::default(),
                 ended_calls: 0,
                 limits,
+                health: Default::default(),
                 cdr_writable: true,
                 retransmissions: Default::default(),
                 rewrites: [0; 4],
@@ -123,6 +125,7 @@ impl B2bua {
         };
         let cfg = b.env.cfg.clone();
         b.registrations.configure(&mut b.env, &cfg, now);
+        PeerHealth::configure(&mut b.env, &cfg, now);
         b.pump(now);
         b
     }
@@ -154,6 +157,11 @@ impl B2bua {
     /// Each registering peer and whether the registrar holds our binding.
     pub fn registrations(&self) -> Vec<(crate::config::PeerName, bool)> {
         self.registrations.states()
+    }
+
+    /// Each pinged peer and whether it takes calls (`[sip] ping_s`).
+    pub fn peer_health(&self) -> Vec<(crate::config::PeerName, bool)> {
+        self.env.health.states()
     }
 
     /// Whether something must still be answered before the process may stop: a call in
@@ -316,6 +324,10 @@ impl B2bua {
             self.registrations.handle_timeout(&mut self.env, now);
             self.pump(now);
         }
+        if self.env.health.poll_timeout().is_some_and(|t| t <= now) {
+            PeerHealth::handle_timeout(&mut self.env, now);
+            self.pump(now);
+        }
         while let Some(&(at, r)) = self.deadlines.first() {
             if at > now {
                 break;
@@ -334,6 +346,7 @@ impl B2bua {
             self.env.txn.poll_timeout(),
             calls,
             self.registrations.poll_timeout(),
+            self.env.health.poll_timeout(),
         ]
         .into_iter()
         .flatten()

@@ -278,6 +278,8 @@ pub struct ProfileSipSection {
     pub allow: Option<Vec<Spanned<String>>>,
     pub invite_timeout_s: Option<Spanned<u64>>,
     pub probe_s: Option<Spanned<u64>>,
+    pub ping_s: Option<Spanned<u64>>,
+    pub ping_failures: Option<Spanned<u64>>,
 }
 
 /// `[session_timer]`: RFC 4028 session timers on this peer's leg.

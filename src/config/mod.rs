@@ -42,7 +42,7 @@ use families::family_warnings;
 use file::GatewayFile;
 pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
 pub use media::MAX_MEDIA_THREADS;
-pub use profile::{DEFAULT_PROBE, PROBE_RANGE};
+pub use profile::{DEFAULT_PROBE, PING_RANGE, PROBE_RANGE, Ping};
 use profile::{ProfileSource, load_profiles, profile_errors_beside};
 pub use routes::{Route, RouteFrom};
 pub use sip::parse_transport_addr;
@@ -167,6 +167,9 @@ pub struct Profile {
     /// longer has it (`call/probe.rs`: 481, 408 or no answer at once; three doubtful
     /// outcomes in a row). None: never.
     pub probe: Option<Duration>,
+    /// `[sip] ping_s`, `ping_failures`: the peer is sent an OPTIONS this often, outside any
+    /// call, and no call while it answers none (`call/peer_health.rs`). None: never.
+    pub ping: Option<Ping>,
     /// `[transfer] mode`: what a REFER from this peer does.
     pub transfer: crate::interop::transfer::TransferMode,
     /// `[transfer] to_trunks`: a REFER from this peer may go to a trunk (`role = "trunk"`),

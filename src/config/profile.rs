@@ -26,7 +26,7 @@ mod policies;
 mod sip_allow;
 mod sip_timers;
 use policies::{header_policy, prack_policy, uri_policy};
-pub use sip_timers::{DEFAULT_PROBE, PROBE_RANGE};
+pub use sip_timers::{DEFAULT_PROBE, PING_RANGE, PROBE_RANGE, Ping};
 
 /// Where a loaded profile's file says what the checks across files look at, so that their
 /// errors point at the line to edit.
@@ -281,6 +281,7 @@ fn load_profile(
     };
     let invite_timeout = sip_timers::invite_timeout(&file.sip, path, text, errs);
     let probe = sip_timers::probe(&file.sip, role, path, text, errs);
+    let ping = sip_timers::ping(&file.sip, path, text, (errs, warns));
     let ring_timeout = match &file.ring_timeout_s {
         Some(t) => super::ring_timeout_s(*t.get_ref())
             .map_err(|m| errs.push(ConfigError::at(path, text, t.span().start, m)))
@@ -450,6 +451,7 @@ fn load_profile(
         ring_timeout,
         invite_timeout,
         probe,
+        ping,
         uri,
         prack,
         ptime,

@@ -1981,3 +1981,43 @@ fn a_udp_peer_no_udp_listener_can_reach_is_a_warning() {
     );
     assert!(!warned(&said(&fronted)), "{:?}", said(&fronted));
 }
+
+/// `[sip] ping_s` and `ping_failures`: read into the profile, off by default, each out of
+/// range refused at its place, and a ping the peer's `allow` forbids (OPTIONS left out)
+/// refused: the peer would be taken for dead.
+#[test]
+fn pings_are_validated_and_read() {
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[sip]\nping_s = 4\nping_failures = 11\n");
+    ps[2]
+        .1
+        .push_str("[sip]\nallow = [\"INVITE\", \"ACK\", \"BYE\"]\nping_s = 30\n");
+    let errs = load_errors(GATEWAY, &ps);
+    for want in [
+        "carrier-a.toml:6:10: [sip] ping_s must be 0 (off) or 5..=3600",
+        "carrier-a.toml:7:17: [sip] ping_failures must be 1..=10",
+        "[sip] ping_s: the peer is pinged with OPTIONS, which `allow` leaves out",
+    ] {
+        assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+    }
+    let mut ps = standard_profiles();
+    ps[1].1.push_str("[sip]\nping_s = 30\nping_failures = 3\n");
+    ps[2].1.push_str("[sip]\nping_failures = 2\n");
+    let dir = write_tree(GATEWAY, &ps);
+    let cfg = Config::load(&dir.path().join("gateway.toml")).unwrap();
+    let p = |n: &str| cfg.profile(&PeerName(n.into())).unwrap().ping;
+    assert_eq!(
+        p("carrier-a"),
+        Some(crate::config::Ping {
+            every: Duration::from_secs(30),
+            failures: 3
+        })
+    );
+    assert_eq!(p("pbx"), None, "not pinged unless asked");
+    assert_eq!(p("carrier-b"), None, "ping_failures alone pings nothing");
+    let w = warnings(&cfg);
+    assert!(
+        (w.iter()).any(|w| w.contains("ping_failures without ping_s: the peer is not pinged")),
+        "{w:?}"
+    );
+}

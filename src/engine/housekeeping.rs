@@ -103,6 +103,10 @@ impl Shell {
         for (peer, up) in states {
             metrics::registration_up(&peer.0, up);
         }
+        // (A peer no longer pinged leaves the scrape two minutes after its last setting.)
+        for (peer, up) in self.core.peer_health() {
+            metrics::peer_up(&peer.0, up);
+        }
         if let Some(cb) = self.callback.as_mut() {
             cb.every_second(now);
             ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.active() as f64);

@@ -39,6 +39,7 @@ pub const HEAP_BYTES: &str = "trunkgate_heap_bytes";
 pub const RELOADS: &str = "trunkgate_config_reloads_total";
 pub const BUILD_INFO: &str = "trunkgate_build_info";
 pub const REGISTRATION_UP: &str = "trunkgate_registration_up";
+pub const PEER_UP: &str = "trunkgate_peer_up";
 pub const RETRANSMISSIONS: &str = "trunkgate_retransmissions_total";
 pub const REWRITES: &str = "trunkgate_rewrites_total";
 pub const RTP_BYTES: &str = "trunkgate_rtp_bytes_total";
@@ -376,6 +377,11 @@ pub fn rewrites(counts: &[(&'static str, u64)]) {
 /// Whether `peer`'s registrar holds our binding (1) or not (0).
 pub fn registration_up(peer: &str, up: bool) {
     gauge!(REGISTRATION_UP, "peer" => peer.to_string()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Whether pinged `peer` takes calls (1) or answers none of its pings (0).
+pub fn peer_up(peer: &str, up: bool) {
+    gauge!(PEER_UP, "peer" => peer.to_string()).set(if up { 1.0 } else { 0.0 });
 }
 
 /// Calls in progress.

@@ -7,6 +7,7 @@ use std::time::Instant;
 use tracing::debug;
 
 use super::B2bua;
+use crate::call::peer_health::PeerHealth;
 use crate::call::state::TxnRole;
 use crate::call::{CallRef, Output, Side};
 use crate::sip::{Method, Request, Response, Target};
@@ -260,7 +261,7 @@ impl B2bua {
         }
     }
 
-    /// What the transaction layer produced: to the registrations or the calls.
+    /// What the transaction layer produced: to the registrations, the pings, or the calls.
     pub(super) fn on_txn_output(&mut self, now: Instant, o: TxnOutput) {
         match o {
             TxnOutput::Send { id, target, wire } => self.env.out.push_back(Output::Transmit {
@@ -272,7 +273,16 @@ impl B2bua {
             TxnOutput::Response { id, resp } if self.registrations.owns(id) => self
                 .registrations
                 .on_response(&mut self.env, now, id, &resp),
+            TxnOutput::Response { id, resp } if self.env.health.owns(id) => {
+                PeerHealth::on_response(&mut self.env, id, &resp)
+            }
             TxnOutput::Response { id, resp } => self.on_client_response(now, id, resp),
+            TxnOutput::Timeout { id } | TxnOutput::TransportError { id }
+                if self.env.health.owns(id) =>
+            {
+                let timeout = matches!(o, TxnOutput::Timeout { .. });
+                PeerHealth::on_failure(&mut self.env, id, timeout)
+            }
             TxnOutput::Timeout { id } if self.registrations.owns(id) => {
                 self.registrations.on_failure(&mut self.env, now, id, true)
             }

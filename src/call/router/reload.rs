@@ -55,6 +55,7 @@ impl B2bua {
         if !self.env.draining {
             self.registrations.configure(&mut self.env, &cfg, now);
         }
+        crate::call::peer_health::PeerHealth::configure(&mut self.env, &cfg, now);
         #[cfg(test)]
         fault::test_fault::strike_reload(2);
         // Last, and unable to fail: until here the running configuration is the old one.
@@ -70,5 +71,6 @@ impl B2bua {
         if !self.env.draining {
             self.registrations.configure(&mut self.env, &old, now);
         }
+        crate::call::peer_health::PeerHealth::configure(&mut self.env, &old, now);
     }
 }

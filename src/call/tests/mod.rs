@@ -16,6 +16,7 @@ mod limits;
 mod loops;
 mod midcall;
 mod msgs;
+mod peer_health;
 mod prack;
 mod prack_offer;
 mod probe;
@@ -99,6 +100,7 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
         transfer_to_trunks: false,
         invite_timeout: None,
         probe: (role == Role::Trunk).then_some(crate::config::DEFAULT_PROBE),
+        ping: None,
         // As the loader has it: a trunk is in the trust domain, an internal peer is not;
         // the PBX's own assertions are believed, as profiles/pbx.toml has it.
         headers: crate::interop::headers::HeaderPolicy {
@@ -110,7 +112,6 @@ pub(super) fn profile(name: &str, role: Role, ip: &str) -> (PeerName, Arc<Profil
     (p.name.clone(), Arc::new(p))
 }
 
-/// The standard test configuration with some profiles adjusted.
 /// A call from the phone that carrier-a refuses with `503` and `Retry-After: 300`: carrier-a
 /// rests (RFC 3261 §21.5.4); the call goes on to carrier-b, whose INVITE is taken.
 pub(super) fn carrier_a_resting(h: &mut H, id: &str) {
@@ -126,6 +127,7 @@ pub(super) fn carrier_a_resting(h: &mut H, id: &str) {
     h.take(CARRIER_B);
 }
 
+/// The standard test configuration with some profiles adjusted.
 pub(super) fn config_with(edit: impl Fn(&str, &mut Profile)) -> Config {
     let mut cfg = config();
     edit_profiles(&mut cfg, edit);

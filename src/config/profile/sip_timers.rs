@@ -1,5 +1,6 @@
 //! A profile's `[sip]` timings: how long an INVITE to the peer may go unheard
-//! (`invite_timeout_s`) and how often its answered calls are probed (`probe_s`).
+//! (`invite_timeout_s`), how often its answered calls are probed (`probe_s`), and how
+//! often the peer itself is (`ping_s`, `ping_failures`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -53,4 +54,72 @@ pub(super) fn probe(
             None
         }
     }
+}
+
+/// `[sip] ping_s` other than 0 (off): how often the peer is sent an OPTIONS outside any
+/// call. More often than every 5 s is load on the peer, not news; less than hourly finds a
+/// dead trunk after the calls did.
+pub const PING_RANGE: std::ops::RangeInclusive<u64> = 5..=3600;
+
+/// `[sip] ping_failures`: pings in a row that go unanswered before the peer is sent no
+/// calls. Each ping is a transaction, resent until its answer or its deadline: one lost
+/// packet is not a failed ping.
+const PING_FAILURES: std::ops::RangeInclusive<u64> = 1..=10;
+
+/// A peer's pings: an OPTIONS every `every`; `failures` unanswered in a row (or answered
+/// 408 or 503) and it takes no calls until one is answered again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ping {
+    pub every: Duration,
+    pub failures: u8,
+}
+
+/// `[sip] ping_s` and `ping_failures` (None: the peer is not pinged).
+pub(super) fn ping(
+    sip: &ProfileSipSection,
+    path: &Path,
+    text: &str,
+    (errs, warns): (&mut Vec<ConfigError>, &mut Vec<ConfigError>),
+) -> Option<Ping> {
+    let failures = match &sip.ping_failures {
+        None => Some(1),
+        Some(n) if PING_FAILURES.contains(n.get_ref()) => u8::try_from(*n.get_ref()).ok(),
+        Some(n) => {
+            let (lo, hi) = (PING_FAILURES.start(), PING_FAILURES.end());
+            let m = format!("[sip] ping_failures must be {lo}..={hi}");
+            errs.push(ConfigError::at(path, text, n.span().start, m));
+            None
+        }
+    };
+    let every = match &sip.ping_s {
+        Some(t) if *t.get_ref() == 0 => None,
+        Some(t) if PING_RANGE.contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
+        Some(t) => {
+            let (lo, hi) = (PING_RANGE.start(), PING_RANGE.end());
+            let m = format!("[sip] ping_s must be 0 (off) or {lo}..={hi}");
+            errs.push(ConfigError::at(path, text, t.span().start, m));
+            return None;
+        }
+        None => None,
+    };
+    let failures = failures?;
+    let Some(every) = every else {
+        if let Some(n) = &sip.ping_failures {
+            let m = "warning: [sip] ping_failures without ping_s: the peer is not pinged";
+            warns.push(ConfigError::at(path, text, n.span().start, m));
+        }
+        return None;
+    };
+    // Pings are OPTIONS: a peer said to take none would be taken for dead.
+    if let Some(allow) = &sip.allow
+        && !allow
+            .iter()
+            .any(|m| m.get_ref().trim().eq_ignore_ascii_case("OPTIONS"))
+        && let Some(t) = &sip.ping_s
+    {
+        let m = "[sip] ping_s: the peer is pinged with OPTIONS, which `allow` leaves out";
+        errs.push(ConfigError::at(path, text, t.span().start, m));
+        return None;
+    }
+    Some(Ping { every, failures })
 }

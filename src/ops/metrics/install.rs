@@ -148,6 +148,10 @@ pub fn install() -> Result<metrics_exporter_prometheus::PrometheusHandle, String
         "Rewrites applied to messages toward peers, by kind (sdp_anchor, ptime, request_uri, 100rel)"
     );
     describe_gauge!(
+        PEER_UP,
+        "1 while the peer answers its OPTIONS pings ([sip] ping_s), 0 once ping_failures in a row went unanswered (no call is sent to it then)"
+    );
+    describe_gauge!(
         REGISTRATION_UP,
         "1 while the registration with the peer works (last REGISTER accepted, binding not expired), else 0"
     );

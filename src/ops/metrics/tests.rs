@@ -35,6 +35,7 @@ const EXPORTED: &[&str] = &[
     cb::RESPONSES,
     cb::ACTIVE,
     REGISTRATION_UP,
+    PEER_UP,
     RETRANSMISSIONS,
     REWRITES,
     RTP_BYTES,

@@ -1,0 +1,291 @@
+//! Peers pinged outside any call (`[sip] ping_s`): an OPTIONS to the peer's address every
+//! `ping_s`. After `ping_failures` in a row that go unanswered (or are answered 408 or 503,
+//! or cannot be sent) the peer is down: routes pass it over, and a call whose every peer is
+//! down gets 503 at once, until a ping is answered again. Without this, a trunk gone
+//! silent costs every call its INVITE timeout before the route's next peer is tried.
+//!
+//! A call's INVITE to a pinged peer that gets no answer at all counts as one unanswered
+//! ping, and the peer is pinged at once: the next calls learn within one round trip
+//! whether it was the peer or that one INVITE.
+
+use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
+use tracing::{debug, info, warn};
+
+use super::cx::Env;
+use crate::config::{Config, PeerName, Ping};
+use crate::sip::{Hdr, Method, NewRequest, Request, Response, SipError, Target, Transport};
+use crate::txn::TxnId;
+
+/// The longest a ping waits for its answer (less when pings are more frequent): a
+/// non-INVITE transaction's own limit, Timer F (64·T1).
+const PING_DEADLINE: Duration = Duration::from_secs(32);
+
+/// One pinged peer.
+#[derive(Debug)]
+struct Watch {
+    /// Where its pings go: its `address`.
+    target: Target,
+    ping: Ping,
+    /// It takes calls. Until its first ping's outcome it does: a gateway just started
+    /// routes as it would without pings.
+    up: bool,
+    /// Pings in a row that failed.
+    failures: u8,
+    /// When the next ping goes.
+    next: Instant,
+    /// The ping out: its transaction and the moment it is given up on.
+    out: Option<(TxnId, Instant)>,
+}
+
+/// Every pinged peer, and the pings out.
+#[derive(Debug, Default)]
+pub struct PeerHealth {
+    watches: HashMap<PeerName, Watch>,
+    txns: HashMap<TxnId, PeerName>,
+}
+
+impl PeerHealth {
+    /// `peer` is pinged and has not answered: no call goes to it.
+    pub fn is_down(&self, peer: &PeerName) -> bool {
+        self.watches.get(peer).is_some_and(|w| !w.up)
+    }
+
+    /// Each pinged peer and whether it takes calls (`trunkgate_peer_up{peer}`).
+    pub fn states(&self) -> Vec<(PeerName, bool)> {
+        (self.watches.iter())
+            .map(|(name, w)| (name.clone(), w.up))
+            .collect()
+    }
+
+    /// Whether `id` is a ping's transaction.
+    pub fn owns(&self, id: TxnId) -> bool {
+        self.txns.contains_key(&id)
+    }
+
+    /// When [`PeerHealth::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (self.watches.values())
+            .map(|w| w.out.map_or(w.next, |(_, deadline)| deadline))
+            .min()
+    }
+
+    /// Ping the peers `cfg` asks for (after a reload: a peer still pinged at the same
+    /// address keeps its state; a new one, or one re-addressed, starts up and is pinged at
+    /// once; one no longer pinged is forgotten, its ping out given up).
+    pub fn configure(env: &mut Env, cfg: &Config, now: Instant) {
+        let _zone = process_zone();
+        let mut h = std::mem::take(&mut env.health);
+        let mut old = std::mem::take(&mut h.watches);
+        for p in cfg.profiles.values() {
+            let Some(ping) = p.ping else { continue };
+            let kept = old.remove(&p.name).filter(|w| {
+                (w.target.addr, w.target.transport) == (p.address.addr, p.address.transport)
+            });
+            let watch = match kept {
+                Some(mut w) => {
+                    // Sooner when pings became more frequent; never later than asked.
+                    if w.out.is_none() {
+                        w.next = w.next.min(now + ping.every);
+                    }
+                    w.ping = ping;
+                    w
+                }
+                None => Watch {
+                    target: p.address,
+                    ping,
+                    up: true,
+                    failures: 0,
+                    next: now,
+                    out: None,
+                },
+            };
+            h.watches.insert(p.name.clone(), watch);
+        }
+        // Those no longer pinged, or pinged elsewhere: their answers would say nothing.
+        for (name, w) in old {
+            if let Some((id, _)) = w.out {
+                h.txns.remove(&id);
+                env.txn.abandon(id, now, &mut env.txn_out);
+            }
+            info!(peer = %name, "no longer pinged at that address");
+        }
+        // (A re-addressed peer's ping out among them.)
+        let stale: Vec<TxnId> = (h.txns.iter())
+            .filter(|(id, name)| {
+                (h.watches.get(*name)).is_none_or(|w| w.out.map(|o| o.0) != Some(**id))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            h.txns.remove(&id);
+            env.txn.abandon(id, now, &mut env.txn_out);
+        }
+        env.health = h;
+    }
+
+    /// Give up the pings past their deadline; send those due.
+    pub fn handle_timeout(env: &mut Env, now: Instant) {
+        let _zone = process_zone();
+        let mut h = std::mem::take(&mut env.health);
+        let due: Vec<PeerName> = (h.watches.iter())
+            .filter(|(_, w)| w.out.map_or(w.next, |(_, d)| d) <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            if let Some(w) = h.watches.get_mut(&name)
+                && let Some((id, deadline)) = w.out
+                && deadline <= now
+            {
+                w.out = None;
+                h.txns.remove(&id);
+                env.txn.abandon(id, now, &mut env.txn_out);
+                h.failed(&name, "no answer");
+            }
+            h.send_due(env, &name, now);
+        }
+        env.health = h;
+    }
+
+    /// An answer to ping `id`: a provisional one says nothing yet; 408 and 503 say the peer
+    /// (or the proxy before it) cannot take calls; any other, even a refusal of the OPTIONS
+    /// itself, that it is there.
+    pub fn on_response(env: &mut Env, id: TxnId, resp: &Response) {
+        if resp.is_provisional() {
+            return;
+        }
+        let _zone = process_zone();
+        let h = &mut env.health;
+        let Some(name) = h.take(id) else { return };
+        match resp.status() {
+            status @ (408 | 503) => h.failed(&name, &format!("answered {status}")),
+            _ => h.answered(&name),
+        }
+    }
+
+    /// Ping `id` timed out or could not be sent.
+    pub fn on_failure(env: &mut Env, id: TxnId, timeout: bool) {
+        let _zone = process_zone();
+        let h = &mut env.health;
+        let Some(name) = h.take(id) else { return };
+        h.failed(
+            &name,
+            if timeout {
+                "no answer"
+            } else {
+                "cannot be reached"
+            },
+        );
+    }
+
+    /// A call's INVITE to `peer` got no answer at all: one failure, and a ping at once.
+    pub fn missed(&mut self, peer: &PeerName, now: Instant) {
+        if !self.watches.contains_key(peer) {
+            return;
+        }
+        let _zone = process_zone();
+        self.failed(peer, "an INVITE got no answer");
+        if let Some(w) = self.watches.get_mut(peer)
+            && w.out.is_none()
+        {
+            w.next = w.next.min(now);
+        }
+    }
+
+    /// The peer a ping's transaction was for; the ping is no longer out.
+    fn take(&mut self, id: TxnId) -> Option<PeerName> {
+        let name = self.txns.remove(&id)?;
+        let w = self.watches.get_mut(&name)?;
+        if w.out.is_some_and(|(out, _)| out == id) {
+            w.out = None;
+        }
+        Some(name)
+    }
+
+    fn answered(&mut self, name: &PeerName) {
+        let Some(w) = self.watches.get_mut(name) else {
+            return;
+        };
+        w.failures = 0;
+        if !w.up {
+            w.up = true;
+            info!(peer = %name, "the peer answers its ping again: it takes calls");
+        }
+    }
+
+    fn failed(&mut self, name: &PeerName, why: &str) {
+        let Some(w) = self.watches.get_mut(name) else {
+            return;
+        };
+        w.failures = w.failures.saturating_add(1);
+        if w.up && w.failures >= w.ping.failures {
+            w.up = false;
+            warn!(peer = %name, failures = w.failures, "ping failed ({why}): the peer is down, no call goes to it until a ping is answered");
+        } else {
+            debug!(peer = %name, failures = w.failures, "ping failed ({why})");
+        }
+    }
+
+    /// Send `name`'s ping if none is out and it is due.
+    fn send_due(&mut self, env: &mut Env, name: &PeerName, now: Instant) {
+        let Some(w) = self.watches.get_mut(name) else {
+            return;
+        };
+        if w.out.is_some() || w.next > now {
+            return;
+        }
+        w.next = now + w.ping.every;
+        let target = w.target;
+        let deadline = now + w.ping.every.min(PING_DEADLINE);
+        let sent = ping_request(env, target)
+            .map_err(|e| warn!(peer = %name, error = %e, "cannot build the ping"))
+            .ok()
+            .and_then(|req| env.send_request(req, target, now));
+        match sent {
+            Some(id) => {
+                w.out = Some((id, deadline));
+                self.txns.insert(id, name.clone());
+            }
+            None => self.failed(name, "cannot be sent"),
+        }
+    }
+}
+
+/// An OPTIONS for the peer at `target` (RFC 3261 §11), outside any dialog: addressed to
+/// the peer's address itself, which is all the gateway knows it by.
+fn ping_request(env: &mut Env, target: Target) -> Result<Request, SipError> {
+    let t = target.transport;
+    let uri = match t {
+        Transport::Udp => format!("sip:{}", target.addr),
+        Transport::Tcp => format!("sip:{};transport=tcp", target.addr),
+    };
+    let call_id = env.ids.call_id(&env.local.uri_host());
+    let from = format!(
+        "<sip:{}>;tag={}",
+        env.local.dial_at_over(t),
+        env.ids.tag(&call_id)
+    );
+    let via = env.local.via(t, &env.ids.branch());
+    let mut req = NewRequest {
+        method: Method::Options,
+        uri: &uri,
+        via: &via,
+        max_forwards: 70,
+        routes: &[],
+        from: &from,
+        to: &format!("<{uri}>"),
+        call_id: &call_id,
+        cseq: 1,
+    }
+    .build()?;
+    req.push_header(&Hdr::named("Accept"), "application/sdp")?;
+    req.push_header(&Hdr::CONTENT_LENGTH, "0")?;
+    Ok(req)
+}
+
+/// The pings live as long as the process, not as long as a call (src/zone.rs; as the
+/// registrations do).
+fn process_zone() -> crate::zone::Entered {
+    crate::zone::enter(crate::zone::Zone::Process)
+}
