@@ -161,6 +161,26 @@ async fn open(addr: SocketAddr, from: Option<std::net::IpAddr>) -> std::io::Resu
     sock()?.connect(addr).await
 }
 
+/// Whether a failed connect is a warning line: at most one each 10 s. A dead TCP trunk
+/// is tried by every call and every `[sip] ping_s` ping; one line each would bury the
+/// log (the calls' CDRs and the peer going down say the rest).
+fn connect_warning_due() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    // Seconds since EPOCH of the last warning, plus one (0: none yet).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+        + 1;
+    let last = LAST.load(Ordering::Relaxed);
+    if last != 0 && now < last + 10 {
+        return false;
+    }
+    (LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)).is_ok()
+}
+
 /// `back`: a connect-back toward a peer whose connection closed, which any matched source
 /// can have us try at its rate: its failures are no warning line each.
 async fn connect(
@@ -181,9 +201,11 @@ async fn connect(
             let why = failed.map_or("timed out".to_string(), |r| {
                 r.err().map(|e| e.to_string()).unwrap_or_default()
             });
-            match back {
-                true => debug!(%addr, why, "TCP connect back failed"),
-                false => warn!(%addr, why, "TCP connect failed"),
+            match back || !connect_warning_due() {
+                true => debug!(%addr, why, "TCP connect failed"),
+                false => {
+                    warn!(%addr, why, "TCP connect failed (the next ones within 10 s: at debug level)")
+                }
             }
             inbox.deliver(Event::TcpDown { conn }).await;
         }
