@@ -402,8 +402,8 @@ impl Call {
             return;
         }
         warn!(call_id = %self.call_id(), egress = self.egress_str(), timeout, "peer unreachable");
-        if let Some(peer) = self.egress_name() {
-            cx.env.health.missed(peer, cx.now);
+        if let (Some(peer), Some(b)) = (self.egress_name(), self.b.as_ref()) {
+            cx.env.health.missed(peer, &b.target, cx.now);
         }
         self.events.push(if timeout {
             CallEvent::PeerTimeout

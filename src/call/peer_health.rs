@@ -5,18 +5,20 @@
 //! silent costs every call its INVITE timeout before the route's next peer is tried.
 //!
 //! A call's INVITE to a pinged peer that gets no answer at all counts as one unanswered
-//! ping, and the peer is pinged at once: the next calls learn within one round trip
-//! whether it was the peer or that one INVITE.
+//! ping (once between two pings' outcomes: a burst of calls timing out together is one
+//! failure, not `ping_failures`), and the peer is pinged at once: the next calls learn
+//! within a round trip whether it was the peer or those INVITEs.
 
 use std::time::{Duration, Instant};
 
 use foldhash::HashMap;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::cx::Env;
 use crate::config::{Config, PeerName, Ping};
 use crate::sip::{Hdr, Method, NewRequest, Request, Response, SipError, Target, Transport};
 use crate::txn::TxnId;
+use std::net::SocketAddr;
 
 /// The longest a ping waits for its answer (less when pings are more frequent): a
 /// non-INVITE transaction's own limit, Timer F (64·T1).
@@ -27,6 +29,8 @@ const PING_DEADLINE: Duration = Duration::from_secs(32);
 struct Watch {
     /// Where its pings go: its `address`.
     target: Target,
+    /// The host of its pings' Request-URI: its `domain` (as its INVITEs have it).
+    domain: String,
     ping: Ping,
     /// It takes calls. Until its first ping's outcome it does: a gateway just started
     /// routes as it would without pings.
@@ -37,6 +41,38 @@ struct Watch {
     next: Instant,
     /// The ping out: its transaction and the moment it is given up on.
     out: Option<(TxnId, Instant)>,
+    /// A call's INVITE went unanswered since the last ping's outcome (counted already).
+    missed: bool,
+}
+
+/// What the pings found of one peer, at one address (put back after a failed reload).
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    peer: PeerName,
+    at: (SocketAddr, Transport),
+    up: bool,
+    failures: u8,
+}
+
+/// The health taken out of its `Env` while pings are sent with that `Env`, put back when
+/// dropped: also when a defect unwinds (the fault guard catches it), else every peer would
+/// be taken for up, unpinged, until the next reload.
+struct Taken<'a> {
+    env: &'a mut Env,
+    h: PeerHealth,
+}
+
+impl<'a> Taken<'a> {
+    fn from(env: &'a mut Env) -> Self {
+        let h = std::mem::take(&mut env.health);
+        Taken { env, h }
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.env.health = std::mem::take(&mut self.h);
+    }
 }
 
 /// Every pinged peer, and the pings out.
@@ -76,29 +112,32 @@ impl PeerHealth {
     /// once; one no longer pinged is forgotten, its ping out given up).
     pub fn configure(env: &mut Env, cfg: &Config, now: Instant) {
         let _zone = process_zone();
-        let mut h = std::mem::take(&mut env.health);
+        let mut t = Taken::from(env);
+        let Taken { env, h } = &mut t;
         let mut old = std::mem::take(&mut h.watches);
         for p in cfg.profiles.values() {
             let Some(ping) = p.ping else { continue };
-            let kept = old.remove(&p.name).filter(|w| {
-                (w.target.addr, w.target.transport) == (p.address.addr, p.address.transport)
-            });
+            let kept = old
+                .remove(&p.name)
+                .filter(|w| same_address(&w.target, &p.address));
             let watch = match kept {
                 Some(mut w) => {
-                    // Sooner when pings became more frequent; never later than asked.
-                    if w.out.is_none() {
-                        w.next = w.next.min(now + ping.every);
-                    }
+                    // Sooner when pings became more frequent (a ping out too: the next goes
+                    // once it is answered or given up); never later than asked.
+                    w.next = w.next.min(now + ping.every);
                     w.ping = ping;
+                    w.domain.clone_from(&p.domain);
                     w
                 }
                 None => Watch {
                     target: p.address,
+                    domain: p.domain.clone(),
                     ping,
                     up: true,
                     failures: 0,
                     next: now,
                     out: None,
+                    missed: false,
                 },
             };
             h.watches.insert(p.name.clone(), watch);
@@ -122,13 +161,39 @@ impl PeerHealth {
             h.txns.remove(&id);
             env.txn.abandon(id, now, &mut env.txn_out);
         }
-        env.health = h;
+    }
+
+    /// What the pings found, by peer and address: a reload that fails part way puts it
+    /// back ([`PeerHealth::put_back`]); its `configure` may have forgotten a peer it stopped
+    /// pinging or re-addressed, which would then take calls again though down.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        (self.watches.iter())
+            .map(|(peer, w)| Verdict {
+                peer: peer.clone(),
+                at: (w.target.addr, w.target.transport),
+                up: w.up,
+                failures: w.failures,
+            })
+            .collect()
+    }
+
+    /// Put back `verdicts` on the peers pinged at the same address now.
+    pub fn put_back(&mut self, verdicts: Vec<Verdict>) {
+        for v in verdicts {
+            if let Some(w) = self.watches.get_mut(&v.peer)
+                && (w.target.addr, w.target.transport) == v.at
+            {
+                w.up = v.up;
+                w.failures = v.failures;
+            }
+        }
     }
 
     /// Give up the pings past their deadline; send those due.
     pub fn handle_timeout(env: &mut Env, now: Instant) {
         let _zone = process_zone();
-        let mut h = std::mem::take(&mut env.health);
+        let mut t = Taken::from(env);
+        let Taken { env, h } = &mut t;
         let due: Vec<PeerName> = (h.watches.iter())
             .filter(|(_, w)| w.out.map_or(w.next, |(_, d)| d) <= now)
             .map(|(name, _)| name.clone())
@@ -141,11 +206,10 @@ impl PeerHealth {
                 w.out = None;
                 h.txns.remove(&id);
                 env.txn.abandon(id, now, &mut env.txn_out);
-                h.failed(&name, "no answer");
+                h.ping_failed(&name, "no answer");
             }
             h.send_due(env, &name, now);
         }
-        env.health = h;
     }
 
     /// An answer to ping `id`: a provisional one says nothing yet; 408 and 503 say the peer
@@ -159,7 +223,7 @@ impl PeerHealth {
         let h = &mut env.health;
         let Some(name) = h.take(id) else { return };
         match resp.status() {
-            status @ (408 | 503) => h.failed(&name, &format!("answered {status}")),
+            status @ (408 | 503) => h.ping_failed(&name, &format!("answered {status}")),
             _ => h.answered(&name),
         }
     }
@@ -169,7 +233,7 @@ impl PeerHealth {
         let _zone = process_zone();
         let h = &mut env.health;
         let Some(name) = h.take(id) else { return };
-        h.failed(
+        h.ping_failed(
             &name,
             if timeout {
                 "no answer"
@@ -179,18 +243,22 @@ impl PeerHealth {
         );
     }
 
-    /// A call's INVITE to `peer` got no answer at all: one failure, and a ping at once.
-    pub fn missed(&mut self, peer: &PeerName, now: Instant) {
-        if !self.watches.contains_key(peer) {
+    /// A call's INVITE to `peer` at `target` got no answer at all: one failure (the first
+    /// since the last ping's outcome), and a ping at once. One sent where the peer no
+    /// longer is (a reload re-addressed it) says nothing of where it is.
+    pub fn missed(&mut self, peer: &PeerName, target: &Target, now: Instant) {
+        let Some(w) = self.watches.get_mut(peer) else {
+            return;
+        };
+        if !same_address(&w.target, target) {
+            return;
+        }
+        w.next = w.next.min(now);
+        if std::mem::replace(&mut w.missed, true) {
             return;
         }
         let _zone = process_zone();
         self.failed(peer, "an INVITE got no answer");
-        if let Some(w) = self.watches.get_mut(peer)
-            && w.out.is_none()
-        {
-            w.next = w.next.min(now);
-        }
     }
 
     /// The peer a ping's transaction was for; the ping is no longer out.
@@ -208,12 +276,23 @@ impl PeerHealth {
             return;
         };
         w.failures = 0;
+        w.missed = false;
         if !w.up {
             w.up = true;
             info!(peer = %name, "the peer answers its ping again: it takes calls");
         }
     }
 
+    /// A ping's outcome says the peer did not answer: a call's INVITE unanswered after it
+    /// counts again.
+    fn ping_failed(&mut self, name: &PeerName, why: &str) {
+        if let Some(w) = self.watches.get_mut(name) {
+            w.missed = false;
+        }
+        self.failed(name, why);
+    }
+
+    /// A ping (or a call's INVITE) went unanswered.
     fn failed(&mut self, name: &PeerName, why: &str) {
         let Some(w) = self.watches.get_mut(name) else {
             return;
@@ -238,27 +317,27 @@ impl PeerHealth {
         w.next = now + w.ping.every;
         let target = w.target;
         let deadline = now + w.ping.every.min(PING_DEADLINE);
-        let sent = ping_request(env, target)
-            .map_err(|e| warn!(peer = %name, error = %e, "cannot build the ping"))
-            .ok()
-            .and_then(|req| env.send_request(req, target, now));
-        match sent {
-            Some(id) => {
-                w.out = Some((id, deadline));
-                self.txns.insert(id, name.clone());
-            }
-            None => self.failed(name, "cannot be sent"),
-        }
+        // Our own failure to build or start it (a defect) is no news of the peer: the next
+        // ping is tried in its time. One the network refuses is (`on_failure`).
+        let req = match ping_request(env, target, &w.domain) {
+            Ok(req) => req,
+            Err(e) => return error!(peer = %name, error = %e, "cannot build the ping"),
+        };
+        let Some(id) = env.send_request(req, target, now) else {
+            return error!(peer = %name, "cannot start the ping's transaction");
+        };
+        w.out = Some((id, deadline));
+        self.txns.insert(id, name.clone());
     }
 }
 
-/// An OPTIONS for the peer at `target` (RFC 3261 §11), outside any dialog: addressed to
-/// the peer's address itself, which is all the gateway knows it by.
-fn ping_request(env: &mut Env, target: Target) -> Result<Request, SipError> {
+/// An OPTIONS for the peer at `target` (RFC 3261 §11), outside any dialog, addressed to
+/// its `domain` as its INVITEs are (an SBC may drop a request for a host it is not).
+fn ping_request(env: &mut Env, target: Target, domain: &str) -> Result<Request, SipError> {
     let t = target.transport;
     let uri = match t {
-        Transport::Udp => format!("sip:{}", target.addr),
-        Transport::Tcp => format!("sip:{};transport=tcp", target.addr),
+        Transport::Udp => format!("sip:{domain}"),
+        Transport::Tcp => format!("sip:{domain};transport=tcp"),
     };
     let call_id = env.ids.call_id(&env.local.uri_host());
     let from = format!(
@@ -282,6 +361,11 @@ fn ping_request(env: &mut Env, target: Target) -> Result<Request, SipError> {
     req.push_header(&Hdr::named("Accept"), "application/sdp")?;
     req.push_header(&Hdr::CONTENT_LENGTH, "0")?;
     Ok(req)
+}
+
+/// The same address and transport (a connection or listener named aside).
+fn same_address(a: &Target, b: &Target) -> bool {
+    (a.addr, a.transport) == (b.addr, b.transport)
 }
 
 /// The pings live as long as the process, not as long as a call (src/zone.rs; as the

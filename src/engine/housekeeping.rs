@@ -91,22 +91,8 @@ impl Shell {
         metrics::media_pairs_free(self.core.free_media_ports());
         metrics::retransmissions(self.core.retransmissions());
         metrics::rewrites(&self.core.rewrites());
-        let states = self.core.registrations();
-        for gone in self
-            .registering
-            .iter()
-            .filter(|p| !states.iter().any(|(q, _)| q == *p))
-        {
-            metrics::registration_up(&gone.0, false);
-        }
-        self.registering = states.iter().map(|(p, _)| p.clone()).collect();
-        for (peer, up) in states {
-            metrics::registration_up(&peer.0, up);
-        }
-        // (A peer no longer pinged leaves the scrape two minutes after its last setting.)
-        for (peer, up) in self.core.peer_health() {
-            metrics::peer_up(&peer.0, up);
-        }
+        let (registrations, pings) = (self.core.registrations(), self.core.peer_health());
+        self.peer_states.export(registrations, pings);
         if let Some(cb) = self.callback.as_mut() {
             cb.every_second(now);
             ::metrics::gauge!(crate::callback::metrics::ACTIVE).set(cb.active() as f64);
@@ -204,5 +190,40 @@ mod tests {
         assert_eq!(shown, vec![kept.clone()]);
         let (levels, _) = peer_levels(&[&kept], &shown, calls);
         assert_eq!(levels, vec![(kept, 1)]);
+    }
+}
+
+/// The peers whose registration and ping states were last exported. One that is gone is
+/// exported once more: a registration a reload removed as down (no binding is kept), a
+/// peer no longer pinged as up (calls go to it again; a 0 left behind would say, for the
+/// two minutes the gauge lingers, that none does). Both then leave the scrape.
+#[derive(Debug, Default)]
+pub(super) struct PeerStates {
+    registering: Vec<PeerName>,
+    pinged: Vec<PeerName>,
+}
+
+impl PeerStates {
+    fn export(&mut self, registrations: Vec<(PeerName, bool)>, pings: Vec<(PeerName, bool)>) {
+        let gone = |before: &[PeerName], now: &[(PeerName, bool)]| -> Vec<PeerName> {
+            (before.iter())
+                .filter(|p| !now.iter().any(|(q, _)| q == *p))
+                .cloned()
+                .collect()
+        };
+        for peer in gone(&self.registering, &registrations) {
+            metrics::registration_up(&peer.0, false);
+        }
+        for peer in gone(&self.pinged, &pings) {
+            metrics::peer_up(&peer.0, true);
+        }
+        self.registering = registrations.iter().map(|(p, _)| p.clone()).collect();
+        self.pinged = pings.iter().map(|(p, _)| p.clone()).collect();
+        for (peer, up) in registrations {
+            metrics::registration_up(&peer.0, up);
+        }
+        for (peer, up) in pings {
+            metrics::peer_up(&peer.0, up);
+        }
     }
 }

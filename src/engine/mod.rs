@@ -198,7 +198,7 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
         control,
         callback,
         last_stop_signal: None,
-        registering: Vec::new(),
+        peer_states: Default::default(),
         peers_shown: Vec::new(),
     };
     let result = shell.run(signals, queues, callback_rx).await;
@@ -243,9 +243,8 @@ struct Shell {
     callback: Option<callback::Callback>,
     /// When the last SIGTERM/SIGINT came.
     last_stop_signal: Option<Instant>,
-    /// The peers whose registration state was last exported: one that is gone (a reload
-    /// removed its `[register]`) is exported once more, as down.
-    registering: Vec<crate::config::PeerName>,
+    /// The peers whose registration and ping states were last exported.
+    peer_states: housekeeping::PeerStates,
     /// Peers whose active-call gauge was last set: a peer a reload removed is shown until
     /// its calls have ended (then 0), not frozen at its last count.
     peers_shown: Vec<crate::config::PeerName>,

@@ -20,6 +20,7 @@ impl B2bua {
     pub fn reload(&mut self, now: Instant, cfg: Arc<Config>) -> bool {
         let old = self.env.cfg.clone();
         let rests = self.env.limits.rests();
+        let verdicts = self.env.health.verdicts();
         let applied = |b: &mut B2bua| {
             b.on_reload(now, cfg.clone());
             b.pump(now);
@@ -31,6 +32,7 @@ impl B2bua {
         let restored = fault::guarded(self, FaultPlace::Core, |b| {
             b.put_back_after_reload(now, &cfg, old.clone());
             b.env.limits.put_back_rests(rests);
+            b.env.health.put_back(verdicts);
             b.pump(now);
         });
         if !restored {

@@ -40,8 +40,8 @@ fn is_up(h: &H, peer: &str) -> Option<bool> {
         .map(|(_, up)| up)
 }
 
-/// The pinged peer is sent an OPTIONS at once, outside any dialog, addressed to where it
-/// is; unanswered, it is down, and the call goes to the route's next peer without waiting
+/// The pinged peer is sent an OPTIONS at once, outside any dialog, to its address and for
+/// its domain (as its INVITEs are); unanswered, it is down, and the call goes to the route's next peer without waiting
 /// on it; its answer to a later ping brings it back.
 #[test]
 fn a_peer_that_answers_no_ping_is_passed_over_until_it_answers_again() {
@@ -50,7 +50,7 @@ fn a_peer_that_answers_no_ping_is_passed_over_until_it_answers_again() {
     let first = pings(&mut h, CARRIER_A);
     assert_eq!(first.len(), 1, "one ping at start");
     let ping = &first[0];
-    assert_eq!(ping.uri(), "sip:127.0.0.3:5060");
+    assert_eq!(ping.uri(), "sip:ims.example.com");
     assert_eq!(ping.cseq(), Some((1, Method::Options)));
     assert!(ping.header(&Hdr::TO).is_some_and(|t| !t.contains("tag=")));
     assert!(
@@ -219,4 +219,70 @@ fn a_reload_keeps_or_forgets_a_peers_state() {
     h.advance(Duration::ZERO);
     assert_eq!(pings(&mut h, CARRIER_A).len(), 1, "pinged at once");
     assert_eq!(is_up(&h, "carrier-a"), Some(true));
+}
+
+/// Calls whose INVITEs to a pinged peer time out together count as one failure between two
+/// pings' outcomes (`ping_failures = 2`: still up), and one ping goes at once; that ping
+/// unanswered is the second failure.
+#[test]
+fn a_burst_of_unanswered_invites_counts_once() {
+    let mut h = pinged(300, 2, false);
+    h.advance(Duration::ZERO);
+    let ping = pings(&mut h, CARRIER_A).remove(0);
+    h.recv_msg(CARRIER_A, reply(&ping, 200, "p", &[], None));
+    call(&mut h, "hb1");
+    call(&mut h, "hb2");
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 2);
+    h.advance(Duration::from_secs(32));
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 2);
+    assert_eq!(is_up(&h, "carrier-a"), Some(true), "one failure of two");
+    assert_eq!(pings(&mut h, CARRIER_A).len(), 1, "one ping at once");
+    h.advance(Duration::from_secs(32));
+    assert_eq!(
+        is_up(&h, "carrier-a"),
+        Some(false),
+        "the ping's failure too"
+    );
+}
+
+/// A reload that pings a down peer more often takes effect when the ping out ends, not at
+/// the old interval's next ping (up to an hour away, the peer down all along).
+#[test]
+fn a_reload_to_ping_more_often_applies_with_a_ping_out() {
+    let mut h = pinged(300, 1, false);
+    h.advance(Duration::from_secs(300));
+    assert_eq!(is_up(&h, "carrier-a"), Some(false));
+    let out = pings(&mut h, CARRIER_A).pop().expect("the ping out");
+    h.advance(Duration::from_secs(1));
+    let often = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.ping = Some(Ping {
+                every: Duration::from_secs(10),
+                failures: 1,
+            });
+        }
+    });
+    assert!(h.reload(Arc::new(often)));
+    h.advance(Duration::from_secs(31));
+    let sent = pings(&mut h, CARRIER_A);
+    assert!(
+        sent.iter().any(|p| p.call_id() != out.call_id()),
+        "a new ping once the one out was given up"
+    );
+}
+
+/// A reload that stops pinging a down peer and then fails (a defect) leaves the peer down:
+/// what the pings found goes back with the configuration.
+#[test]
+fn a_reload_that_panics_leaves_a_down_peer_down() {
+    let mut h = pinged(20, 1, false);
+    h.advance(Duration::from_secs(20));
+    assert_eq!(is_up(&h, "carrier-a"), Some(false));
+    let off = config_with(|_, p| p.ping = None);
+    crate::call::router::fault::test_fault::arm_reload(2);
+    assert!(!h.reload(Arc::new(off)));
+    assert_eq!(is_up(&h, "carrier-a"), Some(false));
+    call(&mut h, "hf1");
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
 }
