@@ -497,6 +497,20 @@ fn a_response_queued_during_a_stall_is_read_before_the_timers_fire() {
     }
 }
 
+/// Wait (40 s at most) until `trunkgate_peer_up{peer="carrier-a"}` is `want`.
+fn carrier_a_up_becomes(gw: &Gateway, want: f64) {
+    let series = "trunkgate_peer_up{peer=\"carrier-a\"}";
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Gateway::metric_value(&gw.metrics(), series) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{series} never {want}; log:\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// What carrier-a's stand-in does with what it is sent.
 const SWALLOW: u8 = 0;
 const ANSWER: u8 = 1;
@@ -564,19 +578,10 @@ fn a_pinged_trunk_that_goes_silent_is_passed_over_until_it_answers_again() {
             ..GwOpts::carrier_a("[sip]\nping_s = 5\n")
         },
     );
-    let series = "trunkgate_peer_up{peer=\"carrier-a\"}";
-    let wait_for = |want: f64| {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while Gateway::metric_value(&gw.metrics(), series) != Some(want) {
-            assert!(
-                Instant::now() < deadline,
-                "{series} never {want}; log:\n{}",
-                gw.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait_for = |want: f64| carrier_a_up_becomes(&gw, want);
     let count = |method: &str| seen.lock().unwrap().get(method).copied().unwrap_or(0);
+    // (Up before its first ping's outcome too: its answers are proved below, where one
+    // brings it back.)
     wait_for(1.0);
     let deadline = Instant::now() + Duration::from_secs(20);
     while count("OPTIONS") == 0 {
@@ -604,4 +609,39 @@ fn a_pinged_trunk_that_goes_silent_is_passed_over_until_it_answers_again() {
     assert_eq!(count("INVITE"), 1);
     stop.store(true, Ordering::Relaxed);
     peer.join().unwrap();
+}
+
+/// carrier-a pinged every 5 s, SIPp playing it (`conformance/ping/carrier.xml`): it answers
+/// two pings, each checked to be an OPTIONS for its domain outside any dialog, and stops;
+/// silent, it is down within a ping, and the PBX's call gets 503 at once.
+#[test]
+fn a_sipp_carrier_answers_its_pings_then_silent_is_passed_over() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            single_carrier: true,
+            ..GwOpts::carrier_a("[sip]\nping_s = 5\n")
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let carrier = Sipp::spawn_args(
+        "ping/carrier.xml",
+        CARRIER_A_IP,
+        gw.ports.carrier_a,
+        tmp.path(),
+        None,
+        None,
+        &["-m", "2", "-timeout", "40s", "-timeout_error"],
+    );
+    carrier.expect_success_within(&gw, Duration::from_secs(45));
+    carrier_a_up_becomes(&gw, 0.0);
+    assert_eq!(
+        invite_final_status(&gw, "sipp-pinged-1"),
+        503,
+        "{}",
+        gw.log()
+    );
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["call_tag"], "peer_unreachable", "{c:#}");
+    assert_eq!(c["events"][0], "peer_down_carrier-a", "{c:#}");
 }
