@@ -71,6 +71,7 @@ impl<'a> Taken<'a> {
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
+        self.h.recompute();
         self.env.health = std::mem::take(&mut self.h);
     }
 }
@@ -80,6 +81,8 @@ impl Drop for Taken<'_> {
 pub struct PeerHealth {
     watches: HashMap<PeerName, Watch>,
     txns: HashMap<TxnId, PeerName>,
+    /// The earliest ping due or deadline ([`PeerHealth::poll_timeout`]).
+    due: Option<Instant>,
 }
 
 impl PeerHealth {
@@ -102,9 +105,15 @@ impl PeerHealth {
 
     /// When [`PeerHealth::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (self.watches.values())
+        self.due
+    }
+
+    /// [`PeerHealth::poll_timeout`] anew, after a change to the pings: kept, as the core
+    /// asks for it after every event, and a gateway may ping hundreds of peers.
+    fn recompute(&mut self) {
+        self.due = (self.watches.values())
             .map(|w| w.out.map_or(w.next, |(_, deadline)| deadline))
-            .min()
+            .min();
     }
 
     /// Ping the peers `cfg` asks for (after a reload: a peer still pinged at the same
@@ -226,6 +235,7 @@ impl PeerHealth {
             status @ (408 | 503) => h.ping_failed(&name, &format!("answered {status}")),
             _ => h.answered(&name),
         }
+        h.recompute();
     }
 
     /// Ping `id` timed out or could not be sent.
@@ -241,6 +251,7 @@ impl PeerHealth {
                 "cannot be reached"
             },
         );
+        h.recompute();
     }
 
     /// A call's INVITE to `peer` at `target` got no answer at all: one failure (the first
@@ -254,11 +265,12 @@ impl PeerHealth {
             return;
         }
         w.next = w.next.min(now);
-        if std::mem::replace(&mut w.missed, true) {
-            return;
+        let counted = std::mem::replace(&mut w.missed, true);
+        self.recompute();
+        if !counted {
+            let _zone = process_zone();
+            self.failed(peer, "an INVITE got no answer");
         }
-        let _zone = process_zone();
-        self.failed(peer, "an INVITE got no answer");
     }
 
     /// The peer a ping's transaction was for; the ping is no longer out.
