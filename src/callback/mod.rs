@@ -24,8 +24,9 @@ pub mod metrics {
     /// Call-backs ended, by `result` (`connected`, `user1_failed`, `user2_failed`, `cancelled`).
     pub const RESULTS: &str = "trunkgate_callback_results_total";
     /// Final RESPONSEs, by `outcome`: `acked` by the AS, `given_up` after 7 tries,
-    /// `evicted` (forgotten to keep the table bounded), or `not_allowed` (a reload took the
-    /// AS off `allow`: sent once, not resent).
+    /// `evicted` (forgotten to keep the table bounded), `not_allowed` (a reload took the
+    /// AS off `allow`: sent once, not resent), or `sent_once` (anyone may send and no
+    /// secret is set: a RESPONSE goes once, never resent toward an address anyone names).
     pub const RESPONSES: &str = "trunkgate_callback_responses_total";
     /// Call-backs in progress (a gauge, set every second by the shell).
     pub const ACTIVE: &str = "trunkgate_callback_active";

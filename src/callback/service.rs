@@ -166,8 +166,8 @@ enum Phase {
 struct Entry {
     /// Where the REQUEST came from: ACKs of retransmitted REQUESTs and the RESPONSE go here.
     src: SocketAddr,
-    /// The key its REQUEST was signed with (0 unsigned): its RESPONSE is signed with it.
-    key: usize,
+    /// The key its REQUEST was signed with (None unsigned): its RESPONSE is signed with it.
+    key: Option<signature::KeyRef>,
     request: Request,
     /// The Originate's `max_duration`.
     max_duration: Duration,
@@ -228,7 +228,7 @@ pub struct Service {
     ahead_s: u64,
     ahead_new: bool,
     /// The key the datagram being handled was signed with: its answers are signed with it.
-    reply_key: usize,
+    reply_key: Option<signature::KeyRef>,
     out: VecDeque<Output>,
     /// `Output::Transmit`s in `out`.
     queued: usize,
@@ -263,7 +263,7 @@ impl Service {
             floor_s: 0,
             ahead_s: 0,
             ahead_new: false,
-            reply_key: 0,
+            reply_key: None,
             out: VecDeque::new(),
             queued: 0,
             stats: Stats::default(),
@@ -369,7 +369,7 @@ impl Service {
             return;
         }
         // Signed: a forged, unsigned or stale datagram is dropped unanswered, like a stranger's.
-        self.reply_key = 0;
+        self.reply_key = None;
         let (bytes, signed) = match &self.cfg.callback.keys {
             None => (bytes, None),
             Some(keys) => match signature::verify(bytes, Signer::As, keys, unix_s(wall)) {
@@ -382,7 +382,7 @@ impl Service {
                     if v.ts >= unix_s(wall) && v.ts > self.ahead_s {
                         (self.ahead_s, self.ahead_new) = (v.ts, true);
                     }
-                    self.reply_key = v.key;
+                    self.reply_key = Some(v.key);
                     (v.message, Some((v.mac, v.ts)))
                 }
                 Err(e) => return self.drop_datagram(e.reason()),

@@ -75,7 +75,7 @@ impl Keys {
             return Err("holds more than 4 keys");
         }
         if keys.iter().any(|k| k.len() < MIN_KEY_LEN) {
-            return Err("has a key shorter than 16 characters");
+            return Err("has a key shorter than 16 bytes");
         }
         keys.into_iter()
             .map(|k| {
@@ -122,9 +122,29 @@ pub struct Verified<'a> {
     pub mac: [u8; 32],
     /// Its `ts`.
     pub ts: u64,
-    /// Which of the keys signed it (0: the first): the answers to it are signed with that
-    /// one, which its sender knows.
-    pub key: usize,
+    /// Which key signed it: the answers to it are signed with that one, which its sender
+    /// knows.
+    pub key: KeyRef,
+}
+
+/// A key, named by its SHA-256 rather than its place in the key file: a rotation puts the
+/// new key first and moves the old one down, and a call-back placed before it must still
+/// have its RESPONSE signed with the key its REQUEST came with (by place, it was signed
+/// with the new key, which its AS did not have yet, and was refused).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef([u8; 32]);
+
+impl fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyRef(hidden)")
+    }
+}
+
+impl KeyRef {
+    fn of(key: &[u8]) -> KeyRef {
+        use sha2::Digest;
+        KeyRef(sha2::Sha256::digest(key).into())
+    }
 }
 
 /// Check `datagram`, signed by `by` (one line end, LF or CRLF, allowed after it), at
@@ -142,14 +162,14 @@ pub fn verify<'a>(
     let ts_at = rfind(signed, TS).ok_or(SigError::Unsigned)?;
     let ts = &signed[ts_at + TS.len()..];
     let mac = unhex(hex).ok_or(SigError::BadSignature)?;
-    let key = keys.0.iter().position(|(_, k)| {
+    let key = keys.0.iter().find(|(_, k)| {
         let mut m = k.clone();
         m.update(by.label());
         m.update(signed);
         // Constant time: a forger learns nothing from how long a refusal takes.
         m.verify_slice(&mac).is_ok()
     });
-    let Some(key) = key else {
+    let Some(key) = key.map(|(bytes, _)| KeyRef::of(bytes)) else {
         return Err(SigError::BadSignature);
     };
     let ts = std::str::from_utf8(ts)
@@ -171,13 +191,18 @@ pub fn verify<'a>(
 /// `message` (a line feed at its end kept at the end) signed by `by` with the first key at
 /// `now_s`.
 pub fn sign(message: &[u8], by: Signer, keys: &Keys, now_s: u64) -> Vec<u8> {
-    sign_with(message, by, (keys, 0), now_s)
+    sign_with(message, by, (keys, None), now_s)
 }
 
-/// [`sign`] with key `key` (the first when there is no such key: a reload took it out).
+/// [`sign`] with key `key` (the first when there is none, or a reload took it out).
 /// Answers go with the key their datagram came with: during a rotation (the new key put
 /// first) an AS not yet moved to it still reads them.
-pub fn sign_with(message: &[u8], by: Signer, (keys, key): (&Keys, usize), now_s: u64) -> Vec<u8> {
+pub fn sign_with(
+    message: &[u8],
+    by: Signer,
+    (keys, key): (&Keys, Option<KeyRef>),
+    now_s: u64,
+) -> Vec<u8> {
     let (body, lf) = match message.strip_suffix(b"\n") {
         Some(b) => (b, true),
         None => (message, false),
@@ -186,7 +211,8 @@ pub fn sign_with(message: &[u8], by: Signer, (keys, key): (&Keys, usize), now_s:
     out.extend_from_slice(body);
     out.extend_from_slice(TS);
     out.extend_from_slice(now_s.to_string().as_bytes());
-    let Some((_, chosen)) = keys.0.get(key).or_else(|| keys.0.first()) else {
+    let named = key.and_then(|r| keys.0.iter().find(|(bytes, _)| KeyRef::of(bytes) == r));
+    let Some((_, chosen)) = named.or_else(|| keys.0.first()) else {
         return out;
     };
     let mut m = chosen.clone();

@@ -34,7 +34,12 @@ impl Service {
     }
 
     /// Send `bytes` to `to`, signed (when keys are set) with key `key`.
-    pub(super) fn transmit(&mut self, to: SocketAddr, bytes: Vec<u8>, key: usize) {
+    pub(super) fn transmit(
+        &mut self,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+        key: Option<signature::KeyRef>,
+    ) {
         let bytes = match &self.cfg.callback.keys {
             Some(keys) => signature::sign_with(&bytes, Signer::Gateway, (keys, key), self.wall_s()),
             None => bytes,

@@ -283,6 +283,28 @@ fn answers_go_with_the_key_their_request_came_with() {
     assert!(verify(status.as_bytes(), Signer::Gateway, &new_only, now_s).is_ok());
 }
 
+/// The operator rotates as the README says: the new key put first, the old one kept, a
+/// reload. A call-back placed before it still gets its RESPONSE (and its resends) signed
+/// with its REQUEST's key, which its AS still reads. Before, the key was kept by its place
+/// in the file: the first, now the new key, which that AS did not have yet.
+#[test]
+fn a_key_rotation_leaves_a_running_call_backs_response_with_its_requests_key() {
+    let mut h = signed();
+    let req = h.signed("REQUEST: id=r;user1=1001;user2=1002", 0);
+    h.recv_bytes(AS, &req);
+    let rotated = Keys::parse("the-new-key-of-some-length\na-shared-key-of-some-length");
+    h.svc.set_config(config(|c| c.keys = rotated.ok()));
+    let out = h.end("r", Outcome::Connected);
+    let response = sent_text(&out[0], AS);
+    assert!(
+        verify(response.as_bytes(), Signer::Gateway, &keys(), h.wall_s()).is_ok(),
+        "{response}"
+    );
+    let again = h.fire().unwrap_or_default();
+    let resent = sent_text(&again[0], AS);
+    assert!(verify(resent.as_bytes(), Signer::Gateway, &keys(), h.wall_s()).is_ok());
+}
+
 /// Once the clock has had time to settle, setting it back does not move the start: a
 /// REQUEST signed before the start stays refused (the last process may have taken it).
 #[test]
