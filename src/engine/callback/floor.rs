@@ -46,16 +46,24 @@ struct Latest {
 /// The writer of the file.
 pub struct Floor {
     latest: Arc<(Mutex<Latest>, Condvar)>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
+
+/// How long a stop waits for the last value to reach the file: a stalled disk must not
+/// hold up the exit for longer.
+const LAST_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Floor {
     pub fn start(path: PathBuf) -> std::io::Result<Floor> {
         let latest = Arc::new((Mutex::new(Latest::default()), Condvar::new()));
         let theirs = latest.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("callback-ts".into())
             .spawn(move || write_newest(&path, &theirs))?;
-        Ok(Floor { latest })
+        Ok(Floor {
+            latest,
+            writer: Some(writer),
+        })
     }
 
     /// Keep `ts` (the newest of what was given since the last write is written).
@@ -68,10 +76,23 @@ impl Floor {
 }
 
 impl Drop for Floor {
+    /// The value given last is written before the process goes on to exit (it may be the
+    /// `ts` of a REQUEST taken a moment ago, which the next process must refuse); before,
+    /// the exit could come first. Bounded by [`LAST_WRITE_WAIT`].
     fn drop(&mut self) {
         let (lock, cv) = &*self.latest;
         crate::threads::lock(lock).closed = true;
         cv.notify_one();
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + LAST_WRITE_WAIT;
+        while !writer.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if writer.is_finished() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -125,5 +146,17 @@ mod tests {
         drop(floor);
         std::fs::write(&path, "junk").unwrap();
         assert_eq!(read(&path, 1000), None);
+    }
+
+    /// A value given just before the stop is in the file once the keeper is dropped (the
+    /// process exits next): no wait for the writer thread's own time.
+    #[test]
+    fn the_last_ts_is_written_before_the_stop_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdr.jsonl.callback-ts");
+        let floor = Floor::start(path.clone()).unwrap();
+        floor.store(2_000);
+        drop(floor);
+        assert_eq!(read(&path, 2_000), Some(2_000));
     }
 }
