@@ -167,7 +167,13 @@ fn srtp_and_srtcp_pass_exactly_as_sent_and_are_neither_recorded_nor_repacketised
         .expect("SRTCP reaches the carrier");
     assert_eq!((&buf[..n], from), (&srtcp[..], rtcp_port(e.gw_b)));
     hang_up(&gw, &e, "srtp-1");
-    let path = gw.wait_cdrs(1)[0]["recording"]
+    let cdr = gw.wait_cdrs(1).remove(0);
+    let events = cdr["events"].as_array().cloned().unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e == "recording_encrypted"),
+        "the CDR says why the recording holds nothing: {cdr:#}"
+    );
+    let path = cdr["recording"]
         .as_str()
         .expect("the call was recorded")
         .to_string();

@@ -128,6 +128,7 @@ pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
 impl Call {
     /// What a CDR says of a call from a caller.
     fn facts(&self, recording: Option<String>) -> Facts<'_> {
+        let recorded = recording.is_some();
         Facts {
             call_id: &self.a.call_id,
             egress_call_id: self.b.as_ref().map(|b| b.call_id.to_string()),
@@ -140,7 +141,16 @@ impl Call {
             ingress: &self.ingress.name.0,
             egress: self.egress_name().map(|n| n.to_string()),
             recording,
-            events: self.events.to_cdr(),
+            events: {
+                let mut events = self.events.to_cdr();
+                // Said at the end, from what the streams carried: the relay learns of a
+                // stream's kind only with the answer, and the call may end a moment later.
+                let voice_encrypted = self.media.as_ref().is_some_and(|m| m.voice_encrypted());
+                if recorded && voice_encrypted {
+                    events.push(CallEvent::RecordingEncrypted.to_string());
+                }
+                events
+            },
             callback_id: None,
             user1_answered_wall: None,
         }

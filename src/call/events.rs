@@ -66,6 +66,9 @@ pub enum CallEvent {
     /// The disk stopped the recording before the call ended (a refused write, the WAV
     /// size limit): the file holds the call up to there.
     RecordingStopped,
+    /// The call's voice was encrypted end to end (SRTP, DTLS-SRTP): its recording holds
+    /// none of it.
+    RecordingEncrypted,
     /// The recording's file was removed while the call was up: recording stopped, no file.
     RecordingRemoved,
     /// This side's SDP named media in the other IP family than the relay's, in an answer
@@ -109,6 +112,7 @@ impl fmt::Display for CallEvent {
             }
             CallEvent::RecordingNotStarted => f.write_str("recording_not_started"),
             CallEvent::RecordingStopped => f.write_str("recording_stopped"),
+            CallEvent::RecordingEncrypted => f.write_str("recording_encrypted"),
             CallEvent::RecordingRemoved => f.write_str("recording_removed"),
             CallEvent::MediaOtherFamily(side) => write!(f, "media_other_family_{}", side.party()),
             CallEvent::Transfer(side) => write!(f, "transfer_by_{}", side.party()),

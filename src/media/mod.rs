@@ -127,9 +127,11 @@ pub struct RelayPair {
 }
 
 impl RelayPair {
-    /// Whether it carries G.711 audio in use: what the recorder can take.
+    /// Whether it carries G.711 audio in use, in the clear: what the recorder can take.
+    /// (An encrypted one took the call's recording before, which then held nothing, and a
+    /// clear G.711 stream of the same call went unrecorded.)
     pub fn is_voice(&self) -> bool {
-        self.g711 && self.active
+        self.g711 && self.active && self.kind == StreamKind::Rtp
     }
 }
 

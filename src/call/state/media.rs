@@ -60,6 +60,17 @@ pub struct MediaState {
     pub branches: Vec<BranchMedia>,
 }
 
+impl MediaState {
+    /// The call's G.711 voice, in use, is encrypted end to end (SRTP, DTLS-SRTP) and none
+    /// is in the clear: a recording of the call holds none of it.
+    pub fn voice_encrypted(&self) -> bool {
+        use crate::media::StreamKind;
+        let voice = |u: &&StreamUse| u.g711 && !u.off;
+        (self.uses.iter().filter(voice)).any(|u| u.kind != StreamKind::Rtp)
+            && !(self.uses.iter().filter(voice)).any(|u| u.kind == StreamKind::Rtp)
+    }
+}
+
 /// An early branch's media as its last SDP left it ([`MediaState::branches`]).
 #[derive(Debug, Clone)]
 pub struct BranchMedia {

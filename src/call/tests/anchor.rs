@@ -1402,6 +1402,51 @@ fn a_stream_the_relay_does_not_read_keeps_its_legs_repacketising_for_when_it_bec
     assert_eq!((p.kind, p.b_ptime), (StreamKind::Srtp, Some(20)));
 }
 
+/// A recorded call whose voice is SRTP: the relay gives the recorder none of it (the
+/// stream is no voice it can take), and the CDR says why the recording holds nothing
+/// (`recording_encrypted`). With a G.711 stream in the clear beside it, that one is the
+/// call's voice: recorded, and no such event.
+#[test]
+fn a_recorded_call_whose_voice_is_encrypted_says_so_in_its_cdr() {
+    let keyed = SDP.replace(
+        "PCMU/8000\r\n",
+        "PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
+    );
+    let clear_too = format!("{keyed}m=audio 4002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n");
+    for (sdp, encrypted) in [(keyed.clone(), true), (clear_too, false)] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = true;
+                p.record = true;
+            }
+        }));
+        let tag = anchored_call_with(&mut h, "k9", &sdp, &sdp);
+        let voice: Vec<bool> = h.relay_pairs().iter().map(|p| p.is_voice()).collect();
+        assert_eq!(
+            voice,
+            if encrypted {
+                vec![false]
+            } else {
+                vec![false, true]
+            }
+        );
+        h.recv(
+            PHONE,
+            &from_phone_in("k9", "BYE", &tag, 2, "z9hG4bKk9bye", ""),
+        );
+        let bye = h.one_request(CARRIER_A, Method::Bye);
+        h.recv_msg(CARRIER_A, reply(&bye, 200, "c", &[], None));
+        let cdr = h.cdrs.last().expect("a CDR");
+        assert!(cdr.recording.is_some());
+        assert_eq!(
+            cdr.events.iter().any(|e| e == "recording_encrypted"),
+            encrypted,
+            "{:?}",
+            cdr.events
+        );
+    }
+}
+
 /// `repacketize` re-cuts G.711 audio only: a video stream, or audio without G.711 (Opus
 /// alone), is relayed as sent. Before, every RTP stream of the peer went through the
 /// repacketiser, which renumbered video without its gaps (hiding loss from the receiver's
