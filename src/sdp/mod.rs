@@ -47,6 +47,11 @@ pub enum SdpError {
     Multipart(&'static str),
     #[error("a body without a readable Content-Type (RFC 3261 §20.15)")]
     Untyped,
+    /// An ICE offer whose candidates are still to come (RFC 8840 §4.2: `c=` 0.0.0.0, port
+    /// 9): the relay would wait for a peer that only ICE can find, and the call would have
+    /// no audio; refused, it may come again without trickle.
+    #[error("SDP media section {stream}: ICE without candidates yet (trickle) cannot be anchored")]
+    IceWithoutCandidates { stream: usize },
 }
 
 /// The SDP of a SIP body, read and checked, ready to be anchored: the two steps the call

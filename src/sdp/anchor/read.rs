@@ -16,6 +16,9 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     let mut session_dtls = false;
     let mut session_maxptime = None;
     let mut held: Vec<Option<Direction>> = Vec::new();
+    // ICE said at the session's level, and per stream.
+    let mut session_ice = false;
+    let mut ice: Vec<bool> = Vec::new();
     // Each stream's `a=rtcp`, judged once its address is known.
     let mut rtcp = Vec::new();
     let mut repeats = Repeats::default();
@@ -34,6 +37,12 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
         }
         // A repeated `c=` is still checked, and then tells nothing.
         let repeated = repeats.repeated(l.text);
+        if l.text.starts_with(b"a=ice-ufrag:") || l.text.starts_with(b"a=ice-options:") {
+            match ice.last_mut() {
+                Some(i) => *i = true,
+                None => session_ice = true,
+            }
+        }
         if let Some(m) = l.value(b"m=") {
             if !spaced(m) {
                 return Err(SdpError::Syntax {
@@ -69,6 +78,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
                 maxptime: None,
             });
             held.push(None);
+            ice.push(false);
             rtcp.push(None);
         } else if let Some(dir) = direction(l.text) {
             match held.last_mut() {
@@ -106,6 +116,13 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
         e.rtcp_port = r
             .filter(|(_, ip)| ip.is_none_or(|ip| ip.is_some() && ip == e.ip))
             .map(|(port, _)| port);
+    }
+    // (Not an old-style hold, which keeps its port: RFC 8840's placeholder is port 9.)
+    let waits_for_ice = |e: &Endpoint, ice: bool| {
+        (ice || session_ice) && e.port == 9 && e.ip.is_some_and(|ip| ip.is_unspecified())
+    };
+    if let Some(i) = (out.iter().zip(&ice)).position(|(e, i)| waits_for_ice(e, *i)) {
+        return Err(SdpError::IceWithoutCandidates { stream: i + 1 });
     }
     for (e, h) in out.iter_mut().zip(held) {
         if session_dtls {

@@ -904,3 +904,39 @@ fn repeated_connection_and_rtcp_lines_are_dropped_not_multiplied() {
     );
     assert!(out.len() < sdp.len() / 10);
 }
+
+/// An offer of RFC 8840's trickle ICE with no candidates yet (`c=` 0.0.0.0, port 9) is
+/// refused, saying why: anchored, it read as an old-style hold, the relay waited for media
+/// only ICE could bring, and the call had no audio. An old-style hold from an ICE endpoint
+/// (its own port kept), and ICE with a default candidate, still read.
+#[test]
+fn trickle_ice_without_candidates_is_refused_not_taken_for_a_hold() {
+    let head = "v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n";
+    let trickle = format!(
+        "{head}a=ice-options:trickle\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n"
+    );
+    assert_eq!(
+        read(trickle.as_bytes()),
+        Err(SdpError::IceWithoutCandidates { stream: 1 })
+    );
+    let media_level = format!(
+        "{head}m=audio 4000 RTP/AVP 0\r\nc=IN IP4 192.0.2.1\r\nm=audio 9 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\na=ice-options:trickle\r\n"
+    );
+    let refused = read(media_level.as_bytes());
+    assert_eq!(refused, Err(SdpError::IceWithoutCandidates { stream: 2 }));
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("ICE without candidates")
+    );
+    let hold = format!("{head}c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\na=ice-ufrag:abcd\r\n");
+    assert!(read(hold.as_bytes()).is_ok_and(|s| s[0].held));
+    let with_candidate = format!(
+        "{head}c=IN IP4 192.0.2.1\r\nm=audio 9 RTP/AVP 0\r\na=ice-ufrag:abcd\r\na=candidate:1 1 UDP 1 192.0.2.1 9 typ host\r\n"
+    );
+    assert!(read(with_candidate.as_bytes()).is_ok());
+    // Port 9 with 0.0.0.0 and no ICE at all: the old-style hold it says it is.
+    let no_ice = format!("{head}c=IN IP4 0.0.0.0\r\nm=audio 9 RTP/AVP 0\r\n");
+    assert!(read(no_ice.as_bytes()).is_ok());
+}
