@@ -76,6 +76,15 @@ impl Call {
                 return self.answer_for_the_other_leg(cx, side, id, &req);
             }
         }
+        // Trickle ICE's candidates (RFC 8840, an INFO of package `trickle-ice`) name the
+        // sender's own addresses, LAN ones among them: on an anchored call, where the
+        // gateway answers no ICE and hides them from the SDP, they are not passed on
+        // either. 469: the far side takes no such package (RFC 6086 §4.2.2).
+        if method == Method::Info && self.media.is_some() && carries_trickle_ice(&req) {
+            debug!(call_id = %self.call_id(), "trickle-ICE INFO on an anchored call: 469");
+            let recv = (Hdr::named("Recv-Info"), "");
+            return self.refuse_relay(cx, id, &req, 469, "Bad Info Package", &[recv]);
+        }
         // A REFER's target via the gateway, or its refusal before anything is sent.
         let refer_to = match (method == Method::Refer).then(|| {
             // Every line: two Refer-To headers are two targets, refused as one line listing
@@ -311,4 +320,12 @@ impl Call {
             cx.respond(id, req, status, reason, extra);
         }
     }
+}
+
+/// An INFO of RFC 8840's `trickle-ice` package, or carrying its fragment type.
+fn carries_trickle_ice(req: &Request) -> bool {
+    let has =
+        |v: Option<String>, what: &str| v.is_some_and(|v| v.to_ascii_lowercase().contains(what));
+    has(req.header(&Hdr::named("Info-Package")), "trickle-ice")
+        || has(req.header(&Hdr::CONTENT_TYPE), "trickle-ice-sdpfrag")
 }

@@ -1447,6 +1447,39 @@ fn a_recorded_call_whose_voice_is_encrypted_says_so_in_its_cdr() {
     }
 }
 
+/// A trickle-ICE INFO (RFC 8840) names the sender's own addresses, LAN ones among them: on
+/// an anchored call, whose SDP the gateway strips of them, it is answered 469 (no such
+/// package on the far side), not relayed. Before, it reached the carrier as sent. On a call
+/// that is not anchored it goes on, ICE being end to end there.
+#[test]
+fn a_trickle_ice_info_on_an_anchored_call_is_refused_not_relayed() {
+    let body = "a=ice-ufrag:abcd\r\na=candidate:1 1 UDP 2130706431 192.168.1.20 4000 typ host\r\n";
+    let info = |tag: &str, id: &str| {
+        from_phone_in(id, "INFO", tag, 2, "z9hG4bKti1", body).replacen(
+            "Content-Type: application/sdp\r\n",
+            "Info-Package: trickle-ice\r\nContent-Type: application/trickle-ice-sdpfrag\r\n",
+            1,
+        )
+    };
+    for anchor in [true, false] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.anchor = anchor;
+            }
+        }));
+        let tag = anchored_call_with(&mut h, "ti", SDP, SDP);
+        h.recv(PHONE, &info(&tag, "ti"));
+        let relayed = h.take_requests(CARRIER_A, Method::Info);
+        if anchor {
+            assert!(relayed.is_empty(), "no candidate reaches the carrier");
+            let r = h.response_with(PHONE, 469, "INFO");
+            assert!(r.header(&Hdr::named("Recv-Info")).is_some());
+        } else {
+            assert_eq!(relayed.len(), 1);
+        }
+    }
+}
+
 /// `repacketize` re-cuts G.711 audio only: a video stream, or audio without G.711 (Opus
 /// alone), is relayed as sent. Before, every RTP stream of the peer went through the
 /// repacketiser, which renumbered video without its gaps (hiding loss from the receiver's
