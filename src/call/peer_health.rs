@@ -4,10 +4,11 @@
 //! down gets 503 at once, until a ping is answered again. Without this, a trunk gone
 //! silent costs every call its INVITE timeout before the route's next peer is tried.
 //!
-//! A call's INVITE to a pinged peer that gets no answer at all counts as one unanswered
-//! ping (once between two pings' outcomes: a burst of calls timing out together is one
-//! failure, not `ping_failures`), and the peer is pinged at once: the next calls learn
-//! within a round trip whether it was the peer or those INVITEs.
+//! A call's INVITE to a pinged peer that gets no answer at all has the peer pinged at once:
+//! the next calls learn within a round trip whether it was the peer or that INVITE. It
+//! counts as a failed ping too, but never as the one that takes the peer down (a carrier
+//! that drops an INVITE to a barred number in silence is there), and once between two
+//! pings' outcomes (a burst of calls timing out together is one failure).
 
 use std::time::{Duration, Instant};
 
@@ -223,15 +224,19 @@ impl PeerHealth {
 
     /// An answer to ping `id`: a provisional one says nothing yet; 408 and 503 say the peer
     /// (or the proxy before it) cannot take calls; any other, even a refusal of the OPTIONS
-    /// itself, that it is there.
+    /// itself, that it is there. Behind a front, one the front sends itself (unstamped: a
+    /// refused TCP connection's 477, say) says it could not reach the peer.
     pub fn on_response(env: &mut Env, id: TxnId, resp: &Response) {
         if resp.is_provisional() {
             return;
         }
         let _zone = process_zone();
+        let fronts_own =
+            env.cfg.front.is_some() && resp.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none();
         let h = &mut env.health;
         let Some(name) = h.take(id) else { return };
         match resp.status() {
+            status if fronts_own => h.ping_failed(&name, &format!("the front answered {status}")),
             status @ (408 | 503) => h.ping_failed(&name, &format!("answered {status}")),
             _ => h.answered(&name),
         }
@@ -254,9 +259,10 @@ impl PeerHealth {
         h.recompute();
     }
 
-    /// A call's INVITE to `peer` at `target` got no answer at all: one failure (the first
-    /// since the last ping's outcome), and a ping at once. One sent where the peer no
-    /// longer is (a reload re-addressed it) says nothing of where it is.
+    /// A call's INVITE to `peer` at `target` got no answer at all: a ping at once, and one
+    /// failure (the first since the last ping's outcome) unless it would take the peer
+    /// down, which only a ping's outcome does. One sent where the peer no longer is (a
+    /// reload re-addressed it) says nothing of where it is.
     pub fn missed(&mut self, peer: &PeerName, target: &Target, now: Instant) {
         let Some(w) = self.watches.get_mut(peer) else {
             return;
@@ -265,9 +271,10 @@ impl PeerHealth {
             return;
         }
         w.next = w.next.min(now);
-        let counted = std::mem::replace(&mut w.missed, true);
+        let counts = !w.missed && w.failures.saturating_add(1) < w.ping.failures;
+        w.missed = true;
         self.recompute();
-        if !counted {
+        if counts {
             let _zone = process_zone();
             self.failed(peer, "an INVITE got no answer");
         }

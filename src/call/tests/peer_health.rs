@@ -161,29 +161,39 @@ fn the_peer_is_down_after_ping_failures_in_a_row() {
     assert_eq!(is_up(&h, "carrier-a"), Some(false), "the third in a row");
 }
 
-/// A call's INVITE to a pinged peer that got no answer at all counts as a failed ping and
-/// has the peer pinged at once: the next call goes past it; its ping's answer brings it
-/// back at once, not at the next ping an interval later.
+/// A call's INVITE to a pinged peer that got no answer at all has the peer pinged at once,
+/// without taking it down itself (a carrier that drops an INVITE to a barred number in
+/// silence is there): the next call still goes to it; the ping's outcome decides, at once,
+/// not at the next ping an interval later.
 #[test]
-fn an_unanswered_invite_counts_and_has_the_peer_pinged_at_once() {
-    let mut h = pinged(300, 1, false);
-    h.advance(Duration::ZERO);
-    let ping = pings(&mut h, CARRIER_A).remove(0);
-    h.recv_msg(CARRIER_A, reply(&ping, 200, "p", &[], None));
-    call(&mut h, "hd4");
-    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
-    // Timer B: failover to carrier-b, and carrier-a pinged again at once.
-    h.advance(Duration::from_secs(32));
-    assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
-    assert_eq!(is_up(&h, "carrier-a"), Some(false));
-    let again = pings(&mut h, CARRIER_A);
-    assert_eq!(again.len(), 1, "pinged at once");
-    call(&mut h, "hd5");
-    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
-    h.recv_msg(CARRIER_A, reply(&again[0], 200, "p", &[], None));
-    assert_eq!(is_up(&h, "carrier-a"), Some(true));
-    call(&mut h, "hd6");
-    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+fn an_unanswered_invite_has_the_peer_pinged_at_once_and_the_ping_decides() {
+    for answered in [true, false] {
+        let mut h = pinged(300, 1, false);
+        h.advance(Duration::ZERO);
+        let ping = pings(&mut h, CARRIER_A).remove(0);
+        h.recv_msg(CARRIER_A, reply(&ping, 200, "p", &[], None));
+        call(&mut h, "hd4");
+        assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+        // Timer B: failover to carrier-b, and carrier-a pinged again at once.
+        h.advance(Duration::from_secs(32));
+        assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+        assert_eq!(
+            is_up(&h, "carrier-a"),
+            Some(true),
+            "one INVITE is no verdict"
+        );
+        let again = pings(&mut h, CARRIER_A);
+        assert_eq!(again.len(), 1, "pinged at once");
+        call(&mut h, "hd5");
+        assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+        if answered {
+            h.recv_msg(CARRIER_A, reply(&again[0], 200, "p", &[], None));
+            assert_eq!(is_up(&h, "carrier-a"), Some(true));
+        } else {
+            h.advance(Duration::from_secs(32));
+            assert_eq!(is_up(&h, "carrier-a"), Some(false), "the ping's failure");
+        }
+    }
 }
 
 /// A reload that keeps a peer's pings at its address keeps what they found (no new ping
@@ -285,4 +295,34 @@ fn a_reload_that_panics_leaves_a_down_peer_down() {
     call(&mut h, "hf1");
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
     assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
+}
+
+/// Behind a front, a ping goes through it naming the peer; the front's own answer (not
+/// stamped with the peer as its source: a TCP connection to the peer refused, say) says the
+/// peer could not be reached, whatever its status; the peer's, stamped, that it is there.
+#[test]
+fn behind_a_front_its_own_answer_to_a_ping_is_no_answer_of_the_peer() {
+    const FRONT: &str = "127.0.0.10:5060";
+    for (stamped, up) in [(false, false), (true, true)] {
+        let mut cfg = config_with(|n, p| {
+            if n == "carrier-a" {
+                p.ping = Some(Ping {
+                    every: Duration::from_secs(60),
+                    failures: 1,
+                });
+            }
+        });
+        cfg.front = Some(Target::udp(addr(FRONT)));
+        let mut h = H::with(cfg);
+        h.advance(Duration::ZERO);
+        let ping = pings(&mut h, FRONT).remove(0);
+        assert!(
+            (ping.header(&Hdr::named(crate::call::cx::PEER_HEADER)))
+                .is_some_and(|p| p.starts_with("127.0.0.3:5060"))
+        );
+        let source = [(Hdr::named(crate::call::cx::SOURCE_HEADER), CARRIER_A)];
+        let extra: &[(Hdr, &str)] = if stamped { &source } else { &[] };
+        h.recv_msg(FRONT, reply(&ping, 477, "f", extra, None));
+        assert_eq!(is_up(&h, "carrier-a"), Some(up), "stamped: {stamped}");
+    }
 }
