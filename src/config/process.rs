@@ -130,8 +130,9 @@ pub(super) fn metrics(
 /// `engine::WAV_CLOSE_WAIT`, 2 s), the relay threads' join (1 s), the pid file's removal
 /// (0.5 s), the runtime's own shutdown (1 s), the log's flush (1 s), the TCP connections'
 /// last writes (at most `engine::lifecycle`'s `TCP_FLUSH`, 1 s), lost CDRs' lines on their
-/// way to standard error (at most `cdr::writer`'s `LOST_DRAIN`, 2 s), and a second to spare
-/// (rounded up).
+/// way to standard error (at most `cdr::writer`'s `LOST_DRAIN`, 2 s), the call-back ts's
+/// last write (at most `engine::callback::floor`'s `LAST_WRITE_WAIT`, 0.5 s), and a second
+/// to spare.
 const STOP_AFTER_DRAIN_S: u64 = 22;
 /// The stop timeout of the shipped systemd unit and of the README's `docker stop -t`.
 const SHIPPED_STOP_TIMEOUT_S: u64 = 55;
