@@ -161,24 +161,29 @@ async fn open(addr: SocketAddr, from: Option<std::net::IpAddr>) -> std::io::Resu
     sock()?.connect(addr).await
 }
 
-/// Whether a failed connect is a warning line: at most one each 10 s. A dead TCP trunk
-/// is tried by every call and every `[sip] ping_s` ping; one line each would bury the
-/// log (the calls' CDRs and the peer going down say the rest).
-fn connect_warning_due() -> bool {
+/// Whether a failed connect to `addr` is a warning line: at most one each 10 s per
+/// destination (a slot of 64, by a hash of the address: two peers sharing one now and
+/// then share their line). A dead TCP trunk is tried by every call and every `[sip]
+/// ping_s` ping; one line each would bury the log, and it must not take every other
+/// peer's warning with it.
+fn connect_warning_due(addr: SocketAddr) -> bool {
+    use std::hash::BuildHasher;
     use std::sync::atomic::{AtomicU64, Ordering};
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    // Seconds since EPOCH of the last warning, plus one (0: none yet).
-    static LAST: AtomicU64 = AtomicU64::new(0);
+    // Per slot, seconds since EPOCH of its last warning, plus one (0: none yet).
+    static LAST: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+    let hash = foldhash::fast::FixedState::with_seed(0).hash_one(addr);
+    let slot = &LAST[(hash % 64) as usize];
     let now = EPOCH
         .get_or_init(std::time::Instant::now)
         .elapsed()
         .as_secs()
         + 1;
-    let last = LAST.load(Ordering::Relaxed);
+    let last = slot.load(Ordering::Relaxed);
     if last != 0 && now < last + 10 {
         return false;
     }
-    (LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)).is_ok()
+    (slot.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)).is_ok()
 }
 
 /// `back`: a connect-back toward a peer whose connection closed, which any matched source
@@ -201,11 +206,12 @@ async fn connect(
             let why = failed.map_or("timed out".to_string(), |r| {
                 r.err().map(|e| e.to_string()).unwrap_or_default()
             });
-            match back || !connect_warning_due() {
-                true => debug!(%addr, why, "TCP connect failed"),
-                false => {
-                    warn!(%addr, why, "TCP connect failed (the next ones within 10 s: at debug level)")
-                }
+            if back {
+                debug!(%addr, why, "TCP connect back failed");
+            } else if connect_warning_due(addr) {
+                warn!(%addr, why, "TCP connect failed (the next ones to it within 10 s: at debug level)");
+            } else {
+                debug!(%addr, why, "TCP connect failed");
             }
             inbox.deliver(Event::TcpDown { conn }).await;
         }
