@@ -79,11 +79,22 @@ impl Call {
         // Trickle ICE's candidates (RFC 8840, an INFO of package `trickle-ice`) name the
         // sender's own addresses, LAN ones among them: on an anchored call, where the
         // gateway answers no ICE and hides them from the SDP, they are not passed on
-        // either. 469: the far side takes no such package (RFC 6086 §4.2.2).
-        if method == Method::Info && self.media.is_some() && carries_trickle_ice(&req) {
-            debug!(call_id = %self.call_id(), "trickle-ICE INFO on an anchored call: 469");
-            let recv = (Hdr::named("Recv-Info"), "");
-            return self.refuse_relay(cx, id, &req, 469, "Bad Info Package", &[recv]);
+        // either. 469 to the package (RFC 6086 §4.2.2; its Recv-Info lists none, as the
+        // gateway does not know which the far side takes); 415 to a legacy INFO that
+        // carries the fragment without naming the package.
+        if method == Method::Info && self.media.is_some() {
+            match trickle_ice(&req) {
+                Some(true) => {
+                    debug!(call_id = %self.call_id(), "trickle-ICE INFO on an anchored call: 469");
+                    let recv = (Hdr::named("Recv-Info"), "");
+                    return self.refuse_relay(cx, id, &req, 469, "Bad Info Package", &[recv]);
+                }
+                Some(false) => {
+                    debug!(call_id = %self.call_id(), "trickle-ICE fragment on an anchored call: 415");
+                    return self.refuse_relay(cx, id, &req, 415, "Unsupported Media Type", &[]);
+                }
+                None => {}
+            }
         }
         // A REFER's target via the gateway, or its refusal before anything is sent.
         let refer_to = match (method == Method::Refer).then(|| {
@@ -322,10 +333,13 @@ impl Call {
     }
 }
 
-/// An INFO of RFC 8840's `trickle-ice` package, or carrying its fragment type.
-fn carries_trickle_ice(req: &Request) -> bool {
+/// Whether an INFO carries trickle ICE (RFC 8840): `Some(true)` of its package,
+/// `Some(false)` its fragment type without the package (a legacy INFO).
+fn trickle_ice(req: &Request) -> Option<bool> {
     let has =
         |v: Option<String>, what: &str| v.is_some_and(|v| v.to_ascii_lowercase().contains(what));
-    has(req.header(&Hdr::named("Info-Package")), "trickle-ice")
-        || has(req.header(&Hdr::CONTENT_TYPE), "trickle-ice-sdpfrag")
+    if has(req.header(&Hdr::named("Info-Package")), "trickle-ice") {
+        return Some(true);
+    }
+    has(req.header(&Hdr::CONTENT_TYPE), "trickle-ice-sdpfrag").then_some(false)
 }

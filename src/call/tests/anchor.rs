@@ -1474,6 +1474,16 @@ fn a_trickle_ice_info_on_an_anchored_call_is_refused_not_relayed() {
             assert!(relayed.is_empty(), "no candidate reaches the carrier");
             let r = h.response_with(PHONE, 469, "INFO");
             assert!(r.header(&Hdr::named("Recv-Info")).is_some());
+            // The fragment without the package: a legacy INFO, 415.
+            let legacy = info(&tag, "ti").replacen("Info-Package: trickle-ice\r\n", "", 1);
+            h.recv(
+                PHONE,
+                &legacy
+                    .replace("z9hG4bKti1", "z9hG4bKti2")
+                    .replace(" 2 INFO", " 3 INFO"),
+            );
+            assert!(h.take_requests(CARRIER_A, Method::Info).is_empty());
+            h.response_with(PHONE, 415, "the legacy INFO");
         } else {
             assert_eq!(relayed.len(), 1);
         }
