@@ -16,9 +16,10 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
     let mut session_dtls = false;
     let mut session_maxptime = None;
     let mut held: Vec<Option<Direction>> = Vec::new();
-    // ICE said at the session's level, and per stream.
+    // ICE said at the session's level, and per stream; and whether a candidate came.
     let mut session_ice = false;
     let mut ice: Vec<bool> = Vec::new();
+    let mut candidates = false;
     // Each stream's `a=rtcp`, judged once its address is known.
     let mut rtcp = Vec::new();
     let mut repeats = Repeats::default();
@@ -37,6 +38,7 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
         }
         // A repeated `c=` is still checked, and then tells nothing.
         let repeated = repeats.repeated(l.text);
+        candidates |= l.text.starts_with(b"a=candidate:");
         if l.text.starts_with(b"a=ice-ufrag:") || l.text.starts_with(b"a=ice-options:") {
             match ice.last_mut() {
                 Some(i) => *i = true,
@@ -117,9 +119,13 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             .filter(|(_, ip)| ip.is_none_or(|ip| ip.is_some() && ip == e.ip))
             .map(|(port, _)| port);
     }
-    // (Not an old-style hold, which keeps its port: RFC 8840's placeholder is port 9.)
+    // (Not an old-style hold, which keeps its port: RFC 8840's placeholder is port 9. And
+    // none with a candidate anywhere, whose default address would be named in c=.)
     let waits_for_ice = |e: &Endpoint, ice: bool| {
-        (ice || session_ice) && e.port == 9 && e.ip.is_some_and(|ip| ip.is_unspecified())
+        !candidates
+            && (ice || session_ice)
+            && e.port == 9
+            && e.ip.is_some_and(|ip| ip.is_unspecified())
     };
     if let Some(i) = (out.iter().zip(&ice)).position(|(e, i)| waits_for_ice(e, *i)) {
         return Err(SdpError::IceWithoutCandidates { stream: i + 1 });
