@@ -147,7 +147,9 @@ impl Call {
                 // stream's kind only with the answer, and the call may end a moment later.
                 let voice_encrypted = self.media.as_ref().is_some_and(|m| m.voice_encrypted());
                 if recorded && voice_encrypted {
-                    events.push(CallEvent::RecordingEncrypted.to_string());
+                    // (Before the count of events not kept, which ends the list.)
+                    let at = events.len() - usize::from(self.events.dropped() > 0);
+                    events.insert(at, CallEvent::RecordingEncrypted.to_string());
                 }
                 events
             },

@@ -153,6 +153,11 @@ impl Events {
         }
     }
 
+    /// How many were not kept.
+    pub fn dropped(&self) -> u32 {
+        self.dropped
+    }
+
     /// The CDR spelling, with a marker when some were not kept.
     pub fn to_cdr(&self) -> Vec<String> {
         let mut v: Vec<String> = self.list.iter().map(ToString::to_string).collect();

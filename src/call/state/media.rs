@@ -61,13 +61,12 @@ pub struct MediaState {
 }
 
 impl MediaState {
-    /// The call's G.711 voice, in use, is encrypted end to end (SRTP, DTLS-SRTP) and none
-    /// is in the clear: a recording of the call holds none of it.
+    /// The call's G.711 voice was encrypted end to end (SRTP, DTLS-SRTP), and none of it
+    /// ever in the clear: a recording of the call holds none of it. (Judged over the
+    /// call, not by its end: a call recorded in the clear and re-INVITEd to SRTP has voice
+    /// in its file.)
     pub fn voice_encrypted(&self) -> bool {
-        use crate::media::StreamKind;
-        let voice = |u: &&StreamUse| u.g711 && !u.off;
-        (self.uses.iter().filter(voice)).any(|u| u.kind != StreamKind::Rtp)
-            && !(self.uses.iter().filter(voice)).any(|u| u.kind == StreamKind::Rtp)
+        self.uses.iter().any(|u| u.voice_encrypted) && !self.uses.iter().any(|u| u.voice_clear)
     }
 }
 
@@ -311,6 +310,10 @@ pub struct StreamUse {
     /// G.711 audio (`m=audio` with payload type 0 or 8), as the answer (before one, the
     /// offer) says: only such a stream is repacketised.
     pub g711: bool,
+    /// An answer made it G.711 in the clear at some point, or encrypted G.711: what a
+    /// recording of the call could hold ([`MediaState::voice_encrypted`]).
+    voice_clear: bool,
+    voice_encrypted: bool,
 }
 
 impl StreamUse {
@@ -335,6 +338,12 @@ impl StreamUse {
         self.kind = kind;
         self.g711 = g711;
         self.answered = true;
+        if g711 {
+            match kind {
+                crate::media::StreamKind::Rtp => self.voice_clear = true,
+                _ => self.voice_encrypted = true,
+            }
+        }
         if let Some((_, offer_mux)) = self.offered.take() {
             self.offer_mux = Some(offer_mux);
         }
