@@ -1445,6 +1445,31 @@ fn a_recorded_call_whose_voice_is_encrypted_says_so_in_its_cdr() {
             cdr.events
         );
     }
+    // Recorded in the clear, then re-INVITEd to SRTP: the file holds the voice before the
+    // change, and the CDR does not say it holds none.
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.record = true;
+        }
+    }));
+    let tag = anchored_call_with(&mut h, "k10", SDP, SDP);
+    let re = phone_reinvites(&mut h, "k10", &tag, 2, &keyed);
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&keyed)));
+    phone_acks(&mut h, "k10", &tag, 2, "z9hG4bKk10ack2");
+    assert_eq!(h.relay_pairs()[0].kind, crate::media::StreamKind::Srtp);
+    h.recv(
+        PHONE,
+        &from_phone_in("k10", "BYE", &tag, 3, "z9hG4bKk10bye", ""),
+    );
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "c", &[], None));
+    let cdr = h.cdrs.last().expect("a CDR");
+    assert!(
+        !cdr.events.iter().any(|e| e == "recording_encrypted"),
+        "{:?}",
+        cdr.events
+    );
 }
 
 /// A trickle-ICE INFO (RFC 8840) names the sender's own addresses, LAN ones among them: on
