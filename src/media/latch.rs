@@ -81,6 +81,10 @@ struct Latched {
     /// The last packet's stream identity; `None` on a stream the relay does not read (T.38,
     /// DTLS), which therefore never moves after a silence, only through signalling.
     head: Option<RtpHead>,
+    /// The last few other SSRCs this address sent (a video stream's retransmissions, its
+    /// FEC, telephone-events under an SSRC of their own): its RTCP may name any of them
+    /// as its sender ([`RtpLatch::knows_ssrc`]).
+    others: [Option<u32>; 3],
     seen: Instant,
     /// When the two packets before the last came from it, the later first: how sparse it
     /// is, and how long a pause of its own is.
@@ -223,6 +227,14 @@ impl SourceLatch {
         self.current.and_then(|l| l.head).map(|h| h.ssrc)
     }
 
+    /// Whether the latched source sent RTP under `ssrc`: its last packet's, or one of the
+    /// few others it sent lately.
+    pub fn knows_ssrc(&self, ssrc: u32) -> bool {
+        self.current.is_some_and(|l| {
+            l.head.is_some_and(|h| h.ssrc == ssrc) || l.others.contains(&Some(ssrc))
+        })
+    }
+
     /// Whether a packet from `src` belongs to this leg; latches the first one. `p`: its RTP
     /// stream identity, `None` for a datagram that has none the relay can read. `sdp` is
     /// the leg's RTP address from its SDP, when it named a usable one: a source there is
@@ -253,14 +265,20 @@ impl SourceLatch {
             _ => None,
         };
         // A packet that is accepted latches; the learning window runs from the first one.
+        let same = self.current.filter(|l| l.addr == src);
         let fresh = Latched {
             addr: src,
             head: p,
+            others: same.map_or([None; 3], |l| match (l.head, p) {
+                (Some(old), Some(new))
+                    if old.ssrc != new.ssrc && !l.others.contains(&Some(old.ssrc)) =>
+                {
+                    [Some(old.ssrc), l.others[0], l.others[1]]
+                }
+                _ => l.others,
+            }),
             seen: now,
-            before: self
-                .current
-                .filter(|l| l.addr == src)
-                .map_or([None, None], |l| [Some(l.seen), l.before[0]]),
+            before: same.map_or([None, None], |l| [Some(l.seen), l.before[0]]),
             learnt: self.current.map_or(now, |l| l.learnt),
         };
         match self.current {

@@ -420,12 +420,13 @@ impl StreamRoute {
                 // sequence number, what a NAT rebind is checked against. The leg's own
                 // reports name its stream's SSRC as their sender's (RFC 3550 §6.4), which
                 // nobody off its path knows: only those are taken, from whichever port
-                // (its NAT may map RTCP anew).
+                // (its NAT may map RTCP anew). One of the few other SSRCs the source sent
+                // lately too (a video stream's retransmissions or FEC, events under their
+                // own SSRC: before, their reports were dropped whenever the last packet was
+                // another's).
                 Some(_)
-                    if mine
-                        .rtp
-                        .ssrc()
-                        .is_some_and(|s| rtcp_sender(packet) != Some(s)) =>
+                    if mine.rtp.ssrc().is_some()
+                        && !rtcp_sender(packet).is_some_and(|s| mine.rtp.knows_ssrc(s)) =>
                 {
                     return Route::Drop;
                 }

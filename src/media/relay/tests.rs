@@ -1005,6 +1005,45 @@ fn rtcp_is_the_legs_by_its_ssrc_whoever_sends_first() {
     );
 }
 
+/// A video leg sends retransmissions (RTX) or FEC under SSRCs of their own from the same
+/// port: a report naming any SSRC the source sent lately is the leg's, whichever SSRC its
+/// last packet had. Before, a report naming the media SSRC was dropped whenever an RTX
+/// packet came last. One naming an SSRC the source never sent is still not taken, nor one
+/// it sent before the last few others.
+#[test]
+fn rtcp_naming_any_ssrc_the_source_sent_lately_is_the_legs() {
+    let mut r = StreamRoute::new(&pair(Latch::Any), t0());
+    let phone = sa("203.0.113.7:61000");
+    for ssrc in [1, 2, 1, 2] {
+        assert!(matches!(
+            r.route(t0(), Dir::AtoB, false, phone, &rtp(ssrc)),
+            Route::Accept(_)
+        ));
+    }
+    let phone_rtcp = sa("203.0.113.7:61001");
+    for ssrc in [1, 2] {
+        assert!(
+            matches!(
+                r.route(t0(), Dir::AtoB, true, phone_rtcp, &rr(ssrc)),
+                Route::Control(_)
+            ),
+            "{ssrc}"
+        );
+    }
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, phone_rtcp, &rr(3)),
+        Route::Drop
+    );
+    // Three others since: the oldest is forgotten (bounded, as a latch is copied per packet).
+    for ssrc in [3, 4, 5, 6] {
+        r.route(t0(), Dir::AtoB, false, phone, &rtp(ssrc));
+    }
+    assert_eq!(
+        r.route(t0(), Dir::AtoB, true, phone_rtcp, &rr(1)),
+        Route::Drop
+    );
+}
+
 /// A transfer: the leg's SDP moves to another phone while the old one still sends until
 /// its BYE. The old phone's packets do not take the emptied latch from the new one.
 #[test]
