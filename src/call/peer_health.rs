@@ -21,6 +21,11 @@ use crate::sip::{Hdr, Method, NewRequest, Request, Response, SipError, Target, T
 use crate::txn::TxnId;
 use std::net::SocketAddr;
 
+/// Over how long the first pings of peers pinged anew together (at start, or a reload that
+/// adds many) are spread, each peer's at most its own interval: 2,000 trunks pinged in one
+/// burst, and resent in step, could overflow a socket's send buffer every interval.
+const FIRST_SPREAD: Duration = Duration::from_secs(5);
+
 /// The longest a ping waits for its answer (less when pings are more frequent): a
 /// non-INVITE transaction's own limit, Timer F (64·T1).
 const PING_DEADLINE: Duration = Duration::from_secs(32);
@@ -119,12 +124,21 @@ impl PeerHealth {
 
     /// Ping the peers `cfg` asks for (after a reload: a peer still pinged at the same
     /// address keeps its state; a new one, or one re-addressed, starts up and is pinged at
-    /// once; one no longer pinged is forgotten, its ping out given up).
+    /// once, several such spread over [`FIRST_SPREAD`]; one no longer pinged is forgotten,
+    /// its ping out given up).
     pub fn configure(env: &mut Env, cfg: &Config, now: Instant) {
         let _zone = process_zone();
         let mut t = Taken::from(env);
         let Taken { env, h } = &mut t;
         let mut old = std::mem::take(&mut h.watches);
+        let kept = |p: &crate::config::Profile| {
+            (old.get(&p.name)).is_some_and(|w| same_address(&w.target, &p.address))
+        };
+        let new_ones = (cfg.profiles.values())
+            .filter(|p| p.ping.is_some() && !kept(p))
+            .count();
+        let new_ones = u32::try_from(new_ones).unwrap_or(u32::MAX).max(1);
+        let mut nth: u32 = 0;
         for p in cfg.profiles.values() {
             let Some(ping) = p.ping else { continue };
             let kept = old
@@ -139,16 +153,20 @@ impl PeerHealth {
                     w.domain.clone_from(&p.domain);
                     w
                 }
-                None => Watch {
-                    target: p.address,
-                    domain: p.domain.clone(),
-                    ping,
-                    up: true,
-                    failures: 0,
-                    next: now,
-                    out: None,
-                    missed: false,
-                },
+                None => {
+                    let first = now + FIRST_SPREAD.min(ping.every) * nth / new_ones;
+                    nth = nth.saturating_add(1);
+                    Watch {
+                        target: p.address,
+                        domain: p.domain.clone(),
+                        ping,
+                        up: true,
+                        failures: 0,
+                        next: first,
+                        out: None,
+                        missed: false,
+                    }
+                }
             };
             h.watches.insert(p.name.clone(), watch);
         }

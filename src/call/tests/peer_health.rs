@@ -87,11 +87,22 @@ fn a_peer_that_answers_no_ping_is_passed_over_until_it_answers_again() {
 }
 
 /// Every peer of the route down: the caller gets 503 at once (peer unreachable, Q.850 38,
-/// network out of order), no INVITE goes anywhere.
+/// network out of order), no INVITE goes anywhere. (The two first pings are 2.5 s apart:
+/// spread over the first 5 s.)
 #[test]
 fn a_call_whose_every_peer_is_down_gets_503_at_once() {
     let mut h = pinged(10, 1, true);
-    h.advance(Duration::from_secs(10));
+    h.advance(Duration::ZERO);
+    let at_once = pings(&mut h, CARRIER_A).len() + pings(&mut h, CARRIER_B).len();
+    assert_eq!(at_once, 1, "one first ping at once, the other later");
+    h.advance(Duration::from_millis(2500));
+    // The first one's resends (its own Call-ID), and the other's first ping.
+    let (a, b) = (
+        pings(&mut h, CARRIER_A).len(),
+        pings(&mut h, CARRIER_B).len(),
+    );
+    assert_eq!((a, b), (1, 1));
+    h.advance(Duration::from_millis(10_000));
     assert_eq!(is_up(&h, "carrier-a"), Some(false));
     assert_eq!(is_up(&h, "carrier-b"), Some(false));
     h.sent.clear();
