@@ -141,18 +141,12 @@ impl Call {
             ingress: &self.ingress.name.0,
             egress: self.egress_name().map(|n| n.to_string()),
             recording,
-            events: {
-                let mut events = self.events.to_cdr();
-                // Said at the end, from what the streams carried: the relay learns of a
-                // stream's kind only with the answer, and the call may end a moment later.
-                let voice_encrypted = self.media.as_ref().is_some_and(|m| m.voice_encrypted());
-                if recorded && voice_encrypted {
-                    // (Before the count of events not kept, which ends the list.)
-                    let at = events.len() - usize::from(self.events.dropped() > 0);
-                    events.insert(at, CallEvent::RecordingEncrypted.to_string());
-                }
-                events
-            },
+            // Said at the end, from what the streams carried: the relay learns of a stream's
+            // kind only with the answer, and the call may end a moment later.
+            events: self.events.to_cdr(
+                (recorded && self.media.as_ref().is_some_and(|m| m.voice_encrypted()))
+                    .then_some(CallEvent::RecordingEncrypted),
+            ),
             callback_id: None,
             user1_answered_wall: None,
         }

@@ -153,14 +153,12 @@ impl Events {
         }
     }
 
-    /// How many were not kept.
-    pub fn dropped(&self) -> u32 {
-        self.dropped
-    }
-
-    /// The CDR spelling, with a marker when some were not kept.
-    pub fn to_cdr(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.list.iter().map(ToString::to_string).collect();
+    /// The CDR spelling, with `last` (an event known only at the end) after the ones kept,
+    /// and a marker when some were not kept.
+    pub fn to_cdr(&self, last: Option<CallEvent>) -> Vec<String> {
+        let mut v: Vec<String> = (self.list.iter().chain(&last))
+            .map(ToString::to_string)
+            .collect();
         if self.dropped > 0 {
             v.push(format!("events_dropped_{}", self.dropped));
         }
