@@ -48,9 +48,10 @@ impl Signer {
 }
 
 /// The shared keys: the first signs what the gateway sends, any of them verifies. Never
-/// printed (`Debug` says how many there are). Each with its HMAC state keyed once.
+/// printed (`Debug` says how many there are). Each with its HMAC state keyed once, and its
+/// [`KeyRef`] made once.
 #[derive(Clone)]
-pub struct Keys(Vec<(Vec<u8>, HmacSha256)>);
+pub struct Keys(Vec<(Vec<u8>, HmacSha256, KeyRef)>);
 
 impl PartialEq for Keys {
     fn eq(&self, other: &Keys) -> bool {
@@ -81,7 +82,7 @@ impl Keys {
             .map(|k| {
                 let mac = <HmacSha256 as Mac>::new_from_slice(k.as_bytes())
                     .map_err(|_| "has a key HMAC refuses")?;
-                Ok((k.as_bytes().to_vec(), mac))
+                Ok((k.as_bytes().to_vec(), mac, KeyRef::of(k.as_bytes())))
             })
             .collect::<Result<_, _>>()
             .map(Keys)
@@ -162,14 +163,14 @@ pub fn verify<'a>(
     let ts_at = rfind(signed, TS).ok_or(SigError::Unsigned)?;
     let ts = &signed[ts_at + TS.len()..];
     let mac = unhex(hex).ok_or(SigError::BadSignature)?;
-    let key = keys.0.iter().find(|(_, k)| {
+    let key = keys.0.iter().find(|(_, k, _)| {
         let mut m = k.clone();
         m.update(by.label());
         m.update(signed);
         // Constant time: a forger learns nothing from how long a refusal takes.
         m.verify_slice(&mac).is_ok()
     });
-    let Some(key) = key.map(|(bytes, _)| KeyRef::of(bytes)) else {
+    let Some(&(_, _, key)) = key else {
         return Err(SigError::BadSignature);
     };
     let ts = std::str::from_utf8(ts)
@@ -211,8 +212,8 @@ pub fn sign_with(
     out.extend_from_slice(body);
     out.extend_from_slice(TS);
     out.extend_from_slice(now_s.to_string().as_bytes());
-    let named = key.and_then(|r| keys.0.iter().find(|(bytes, _)| KeyRef::of(bytes) == r));
-    let Some((_, chosen)) = named.or_else(|| keys.0.first()) else {
+    let named = key.and_then(|r| keys.0.iter().find(|(_, _, id)| *id == r));
+    let Some((_, chosen, _)) = named.or_else(|| keys.0.first()) else {
         return out;
     };
     let mut m = chosen.clone();
