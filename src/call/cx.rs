@@ -135,6 +135,11 @@ impl Env {
             .unwrap_or(source.addr.ip())
     }
 
+    /// The peer a request is from: the profile [`Env::origin_ip`] belongs to, if any.
+    pub fn origin_peer(&self, req: &Request, source: Target) -> Option<&crate::config::Profile> {
+        (self.cfg.peer_for_source(self.origin_ip(req, source))).map(|p| &**p)
+    }
+
     /// The address of the peer that sent a response: its source, or for a response through
     /// the front, the front's `X-Trunkgate-Source` (the front's own address when that is
     /// unreadable, which no profile matches). `None`: through a front that did not say (the

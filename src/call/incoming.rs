@@ -40,11 +40,7 @@ impl B2bua {
         // The front's own requests (its OPTIONS pings) carry no source of another: not a
         // stranger's.
         if let Message::Request(req) = &msg
-            && self
-                .env
-                .cfg
-                .peer_for_source(self.env.origin_ip(req, source))
-                .is_none()
+            && self.env.origin_peer(req, source).is_none()
             && !(self.env.is_front(source)
                 && req.header(&Hdr::named(super::cx::SOURCE_HEADER)).is_none())
             && !(self.env.peers_moved() && self.is_from_a_legs_peer(req, source))
@@ -156,8 +152,7 @@ impl B2bua {
         // name filled the table, and every new call was refused 503.
         if !cancel && !in_dialog && req.method() != Method::Invite {
             // (Behind a front, the peer it names.)
-            let peer = (self.env.cfg).peer_for_source(self.env.origin_ip(req, source));
-            let peer = peer.map(|p| &**p);
+            let peer = self.env.origin_peer(req, source);
             let (status, reason, extra) = self.out_of_dialog_answer(req, peer);
             // A tag of no check (`stateless_tag`), as every stateless answer's: none the edge
             // lets ahead as ours.
@@ -350,8 +345,8 @@ impl B2bua {
             _ if in_dialog => self.on_in_dialog_request(now, id, req, source),
             // (Answered statelessly before a transaction is made: `refused_statelessly`.)
             _ => {
-                let peer = (self.env.cfg).peer_for_source(self.env.origin_ip(&req, source));
-                let (status, reason, extra) = self.out_of_dialog_answer(&req, peer.map(|p| &**p));
+                let peer = self.env.origin_peer(&req, source);
+                let (status, reason, extra) = self.out_of_dialog_answer(&req, peer);
                 self.env.respond(now, id, &req, status, reason, &extra);
             }
         }

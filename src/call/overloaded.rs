@@ -86,11 +86,7 @@ impl B2bua {
         let req = match msg {
             Message::Request(req)
                 if !self.env.txn.knows(&req, source.addr)
-                    && self
-                        .env
-                        .cfg
-                        .peer_for_source(self.env.origin_ip(&req, source))
-                        .is_some() =>
+                    && self.env.origin_peer(&req, source).is_some() =>
             {
                 req
             }
