@@ -281,7 +281,6 @@ fn load_profile(
     };
     let invite_timeout = sip_timers::invite_timeout(&file.sip, path, text, errs);
     let probe = sip_timers::probe(&file.sip, role, path, text, errs);
-    let ping = sip_timers::ping(&file.sip, path, text, (errs, warns));
     let ring_timeout = match &file.ring_timeout_s {
         Some(t) => super::ring_timeout_s(*t.get_ref())
             .map_err(|m| errs.push(ConfigError::at(path, text, t.span().start, m)))
@@ -413,6 +412,7 @@ fn load_profile(
     );
     let peer_auth = auth::peer_auth(&file, path, text, errs, warns);
     let allow = sip_allow::allowed_methods(file.sip.allow.as_deref(), path, text, (errs, warns));
+    let ping = sip_timers::ping(&file.sip, allow.as_deref(), path, text, (errs, warns));
     let transfer = file
         .transfer
         .mode

@@ -45,13 +45,29 @@ pub(super) fn probe(
         // Trunks: on a fixed address, answering OPTIONS. A phone behind NAT may not hear an
         // OPTIONS once its binding has lapsed mid-call, and would be released talking.
         None => (role == Role::Trunk).then_some(DEFAULT_PROBE),
-        Some(t) if *t.get_ref() == 0 => None,
-        Some(t) if PROBE_RANGE.contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
-        Some(t) => {
-            let (lo, hi) = (PROBE_RANGE.start(), PROBE_RANGE.end());
-            let m = format!("[sip] probe_s must be 0 (off) or {lo}..={hi}");
+        Some(t) => seconds_or_off(t, &PROBE_RANGE, "probe_s", (path, text), errs)
+            .ok()
+            .flatten(),
+    }
+}
+
+/// `[sip] key` in seconds, 0 for off: `Ok(None)` off, `Ok(Some(_))` within `range`, `Err`
+/// outside it (reported at its place).
+fn seconds_or_off(
+    t: &toml::Spanned<u64>,
+    range: &std::ops::RangeInclusive<u64>,
+    key: &str,
+    (path, text): (&Path, &str),
+    errs: &mut Vec<ConfigError>,
+) -> Result<Option<Duration>, ()> {
+    match *t.get_ref() {
+        0 => Ok(None),
+        s if range.contains(&s) => Ok(Some(Duration::from_secs(s))),
+        _ => {
+            let (lo, hi) = (range.start(), range.end());
+            let m = format!("[sip] {key} must be 0 (off) or {lo}..={hi}");
             errs.push(ConfigError::at(path, text, t.span().start, m));
-            None
+            Err(())
         }
     }
 }
@@ -74,9 +90,11 @@ pub struct Ping {
     pub failures: u8,
 }
 
-/// `[sip] ping_s` and `ping_failures` (None: the peer is not pinged).
+/// `[sip] ping_s` and `ping_failures` (None: the peer is not pinged). `allow`: the methods
+/// `[sip] allow` names, as read.
 pub(super) fn ping(
     sip: &ProfileSipSection,
+    allow: Option<&[String]>,
     path: &Path,
     text: &str,
     (errs, warns): (&mut Vec<ConfigError>, &mut Vec<ConfigError>),
@@ -92,14 +110,7 @@ pub(super) fn ping(
         }
     };
     let every = match &sip.ping_s {
-        Some(t) if *t.get_ref() == 0 => None,
-        Some(t) if PING_RANGE.contains(t.get_ref()) => Some(Duration::from_secs(*t.get_ref())),
-        Some(t) => {
-            let (lo, hi) = (PING_RANGE.start(), PING_RANGE.end());
-            let m = format!("[sip] ping_s must be 0 (off) or {lo}..={hi}");
-            errs.push(ConfigError::at(path, text, t.span().start, m));
-            return None;
-        }
+        Some(t) => seconds_or_off(t, &PING_RANGE, "ping_s", (path, text), errs).ok()?,
         None => None,
     };
     let failures = failures?;
@@ -111,10 +122,7 @@ pub(super) fn ping(
         return None;
     };
     // Pings are OPTIONS: a peer said to take none would be taken for dead.
-    if let Some(allow) = &sip.allow
-        && !allow
-            .iter()
-            .any(|m| m.get_ref().trim().eq_ignore_ascii_case("OPTIONS"))
+    if allow.is_some_and(|a| !a.iter().any(|m| m == "OPTIONS"))
         && let Some(t) = &sip.ping_s
     {
         let m = "[sip] ping_s: the peer is pinged with OPTIONS, which `allow` leaves out";
