@@ -4,16 +4,22 @@
 use super::*;
 use crate::config::Ping;
 
-/// carrier-a (and carrier-b when `both`) pinged every `every_s`, down after `failures`.
-fn pinged(every_s: u64, failures: u8, both: bool) -> H {
-    H::with(config_with(|n, p| {
+/// The standard configuration with carrier-a (and carrier-b when `both`) pinged every
+/// `every_s`, down after `failures`.
+fn pinging(every_s: u64, failures: u8, both: bool) -> Config {
+    config_with(|n, p| {
         if n == "carrier-a" || (both && n == "carrier-b") {
             p.ping = Some(Ping {
                 every: Duration::from_secs(every_s),
                 failures,
             });
         }
-    }))
+    })
+}
+
+/// A core on [`pinging`]'s configuration.
+fn pinged(every_s: u64, failures: u8, both: bool) -> H {
+    H::with(pinging(every_s, failures, both))
 }
 
 fn call(h: &mut H, id: &str) {
@@ -275,15 +281,7 @@ fn a_reload_to_ping_more_often_applies_with_a_ping_out() {
     assert_eq!(is_up(&h, "carrier-a"), Some(false));
     let out = pings(&mut h, CARRIER_A).pop().expect("the ping out");
     h.advance(Duration::from_secs(1));
-    let often = config_with(|n, p| {
-        if n == "carrier-a" {
-            p.ping = Some(Ping {
-                every: Duration::from_secs(10),
-                failures: 1,
-            });
-        }
-    });
-    assert!(h.reload(Arc::new(often)));
+    assert!(h.reload(Arc::new(pinging(10, 1, false))));
     h.advance(Duration::from_secs(31));
     let sent = pings(&mut h, CARRIER_A);
     assert!(
@@ -315,14 +313,7 @@ fn a_reload_that_panics_leaves_a_down_peer_down() {
 fn behind_a_front_its_own_answer_to_a_ping_is_no_answer_of_the_peer() {
     const FRONT: &str = "127.0.0.10:5060";
     for (stamped, up) in [(false, false), (true, true)] {
-        let mut cfg = config_with(|n, p| {
-            if n == "carrier-a" {
-                p.ping = Some(Ping {
-                    every: Duration::from_secs(60),
-                    failures: 1,
-                });
-            }
-        });
+        let mut cfg = pinging(60, 1, false);
         cfg.front = Some(Target::udp(addr(FRONT)));
         let mut h = H::with(cfg);
         h.advance(Duration::ZERO);
