@@ -10,6 +10,7 @@
 //! that drops an INVITE to a barred number in silence is there), and once between two
 //! pings' outcomes (a burst of calls timing out together is one failure).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use foldhash::HashMap;
@@ -25,8 +26,7 @@ use std::net::SocketAddr;
 /// adds many) are spread, each peer's at most its own interval: 2,000 trunks pinged in one
 /// burst, and resent in step, could overflow a socket's send buffer every interval.
 const FIRST_SPREAD: Duration = Duration::from_secs(5);
-/// ... in steps of this: pings due together go in one turn of the core (each turn looks
-/// over every pinged peer; one per ping, 2,000 peers every 5 s, cost twice the CPU).
+/// ... in steps of this: pings due together go in one turn of the core (fewer wake-ups).
 const SPREAD_STEP: Duration = Duration::from_millis(100);
 
 /// The longest a ping waits for its answer (less when pings are more frequent): a
@@ -52,6 +52,15 @@ struct Watch {
     out: Option<(TxnId, Instant)>,
     /// A call's INVITE went unanswered since the last ping's outcome (counted already).
     missed: bool,
+    /// Its place in [`PeerHealth::schedule`]: `next`, or the ping out's deadline.
+    wake: Instant,
+}
+
+impl Watch {
+    /// When it next has work: its ping out's deadline, else its next ping.
+    fn wake(&self) -> Instant {
+        self.out.map_or(self.next, |(_, deadline)| deadline)
+    }
 }
 
 /// What the pings found of one peer, at one address (put back after a failed reload).
@@ -80,7 +89,10 @@ impl<'a> Taken<'a> {
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        self.h.recompute();
+        // A defect unwound part way: a watch changed may not be where the schedule has it.
+        if std::thread::panicking() {
+            self.h.reschedule_all();
+        }
         self.env.health = std::mem::take(&mut self.h);
     }
 }
@@ -90,8 +102,9 @@ impl Drop for Taken<'_> {
 pub struct PeerHealth {
     watches: HashMap<PeerName, Watch>,
     txns: HashMap<TxnId, PeerName>,
-    /// The earliest ping due or deadline ([`PeerHealth::poll_timeout`]).
-    due: Option<Instant>,
+    /// Every watch by when it next has work: the core asks for the earliest after every
+    /// event, and each answer, send or deadline moves one watch, with thousands pinged.
+    schedule: BTreeSet<(Instant, PeerName)>,
 }
 
 impl PeerHealth {
@@ -114,15 +127,30 @@ impl PeerHealth {
 
     /// When [`PeerHealth::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.due
+        self.schedule.first().map(|(at, _)| *at)
     }
 
-    /// [`PeerHealth::poll_timeout`] anew, after a change to the pings: kept, as the core
-    /// asks for it after every event, and a gateway may ping hundreds of peers.
-    fn recompute(&mut self) {
-        self.due = (self.watches.values())
-            .map(|w| w.out.map_or(w.next, |(_, deadline)| deadline))
-            .min();
+    /// Move `name` in the schedule after a change to its watch.
+    fn reschedule(&mut self, name: &PeerName) {
+        let Some(w) = self.watches.get_mut(name) else {
+            return;
+        };
+        let wake = w.wake();
+        if wake != w.wake {
+            self.schedule.remove(&(w.wake, name.clone()));
+            w.wake = wake;
+        }
+        self.schedule.insert((wake, name.clone()));
+    }
+
+    /// The schedule anew from the watches (after a reload).
+    fn reschedule_all(&mut self) {
+        self.schedule = (self.watches.iter_mut())
+            .map(|(name, w)| {
+                w.wake = w.wake();
+                (w.wake, name.clone())
+            })
+            .collect();
     }
 
     /// Ping the peers `cfg` asks for (after a reload: a peer still pinged at the same
@@ -170,6 +198,7 @@ impl PeerHealth {
                         next: first,
                         out: None,
                         missed: false,
+                        wake: first,
                     }
                 }
             };
@@ -194,6 +223,7 @@ impl PeerHealth {
             h.txns.remove(&id);
             env.txn.abandon(id, now, &mut env.txn_out);
         }
+        h.reschedule_all();
     }
 
     /// What the pings found, by peer and address: a reload that fails part way puts it
@@ -227,9 +257,9 @@ impl PeerHealth {
         let _zone = process_zone();
         let mut t = Taken::from(env);
         let Taken { env, h } = &mut t;
-        let due: Vec<PeerName> = (h.watches.iter())
-            .filter(|(_, w)| w.out.map_or(w.next, |(_, d)| d) <= now)
-            .map(|(name, _)| name.clone())
+        let due: Vec<PeerName> = (h.schedule.iter())
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, name)| name.clone())
             .collect();
         for name in due {
             if let Some(w) = h.watches.get_mut(&name)
@@ -242,6 +272,7 @@ impl PeerHealth {
                 h.ping_failed(&name, "no answer");
             }
             h.send_due(env, &name, now);
+            h.reschedule(&name);
         }
     }
 
@@ -263,7 +294,7 @@ impl PeerHealth {
             status @ (408 | 503) => h.ping_failed(&name, &format!("answered {status}")),
             _ => h.answered(&name),
         }
-        h.recompute();
+        h.reschedule(&name);
     }
 
     /// Ping `id` timed out or could not be sent.
@@ -279,7 +310,7 @@ impl PeerHealth {
                 "cannot be reached"
             },
         );
-        h.recompute();
+        h.reschedule(&name);
     }
 
     /// A call's INVITE to `peer` at `target` got no answer at all: a ping at once, and one
@@ -296,7 +327,7 @@ impl PeerHealth {
         w.next = w.next.min(now);
         let counts = !w.missed && w.failures.saturating_add(1) < w.ping.failures;
         w.missed = true;
-        self.recompute();
+        self.reschedule(peer);
         if counts {
             let _zone = process_zone();
             self.failed(peer, "an INVITE got no answer");

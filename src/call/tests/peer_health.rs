@@ -328,3 +328,46 @@ fn behind_a_front_its_own_answer_to_a_ping_is_no_answer_of_the_peer() {
         assert_eq!(is_up(&h, "carrier-a"), Some(up), "stamped: {stamped}");
     }
 }
+
+/// Two peers pinged at different intervals, each ping answered at once: each is pinged in
+/// its own time, over and over (each answer, send and deadline moves its peer in the
+/// schedule the core wakes by).
+#[test]
+fn peers_answering_are_pinged_each_at_its_own_interval() {
+    let mut h = H::with(config_with(|n, p| {
+        let every = match n {
+            "carrier-a" => 10,
+            "carrier-b" => 25,
+            _ => return,
+        };
+        p.ping = Some(Ping {
+            every: Duration::from_secs(every),
+            failures: 1,
+        });
+    }));
+    let mut sent = [(CARRIER_A, Vec::new()), (CARRIER_B, Vec::new())];
+    for second in 0..=60 {
+        if second > 0 {
+            h.advance(Duration::from_secs(1));
+        } else {
+            h.advance(Duration::ZERO);
+        }
+        for (peer, at) in &mut sent {
+            for p in pings(&mut h, peer) {
+                at.push(second);
+                h.recv_msg(peer, reply(&p, 200, "ok", &[], None));
+            }
+        }
+    }
+    // The first pings of a start are spread: one peer's at once, the other's 2.5 s later
+    // (which comes first is the profiles' order).
+    let (a, b) = (&sent[0].1, &sent[1].1);
+    let firsts = [a[0], b[0]];
+    assert!(firsts == [0, 3] || firsts == [3, 0], "{firsts:?}");
+    assert!(a.windows(2).all(|w| w[1] - w[0] == 10), "carrier-a: {a:?}");
+    assert!(b.windows(2).all(|w| w[1] - w[0] == 25), "carrier-b: {b:?}");
+    assert_eq!(a.len(), 7 - usize::from(a[0] > 0), "carrier-a: {a:?}");
+    assert_eq!(b.len(), 3, "carrier-b: {b:?}");
+    assert_eq!(is_up(&h, "carrier-a"), Some(true));
+    assert_eq!(is_up(&h, "carrier-b"), Some(true));
+}
