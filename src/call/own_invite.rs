@@ -64,9 +64,13 @@ impl Call {
         // not what that side has been shown (its next SDP is one version up from the last
         // it got, RFC 3264 §8).
         let kept = self.media.as_ref().map(|m| m.shown[side.other()]);
-        let _ = self.anchored_body(cx, side, resp.body(), ct.as_deref(), Exchange::Answer);
+        let made = self.anchored_body(cx, side, resp.body(), ct.as_deref(), Exchange::Answer);
         if let (Some(m), Some(kept)) = (self.media.as_mut(), kept) {
             m.shown[side.other()] = kept;
+        }
+        // Unless the other side cannot take the media as it was shown it: then offered it.
+        if let Some(made) = made {
+            self.carry_over(cx, side.other(), made);
         }
     }
 

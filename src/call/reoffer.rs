@@ -26,6 +26,10 @@ use crate::sip::{Hdr, Method, Request, Response};
 /// offered for ever.
 const GLARE_TRIES: u8 = 3;
 
+/// Offers in a row that carry an answer's new terms over ([`Call::carry_over`]): two peers
+/// that make new keys in every answer would otherwise offer each other for ever.
+const CARRIED_IN_A_ROW: u8 = 2;
+
 /// An offer of ours waiting to be made on one leg (after glare, or while an INVITE is
 /// under way).
 #[derive(Debug, Clone)]
@@ -111,6 +115,51 @@ impl Call {
             return;
         };
         self.take_answer_to_ours(cx, side, (&body, ct.as_deref()), resp);
+    }
+
+    /// Our offer on the other leg was answered with terms `to`'s peer was not shown
+    /// ([`crate::sdp::Terms`]: SRTP keys made anew, another DTLS certificate or role,
+    /// payload types renumbered), `made` being that answer anchored for `to`. With the
+    /// session it was shown, that peer could not decrypt, or would misread, what the relay
+    /// passes it: it is offered `made` (RFC 3264 §8), and the relay follows its answer.
+    pub(super) fn carry_over(&mut self, cx: &mut Cx, to: Side, made: (Bytes, Option<String>)) {
+        if !self.phase.is_up() || self.phase.is_ending() {
+            return;
+        }
+        let Some((sent, sent_ct, _)) = self.sdp[to].as_ref().and_then(|s| s.sent.as_ref()) else {
+            return;
+        };
+        // What it was shown: our offer before it was cut to its answer, if it was one.
+        let shown = (self.sdp[to].as_ref().and_then(|s| s.uncut.as_ref())).unwrap_or(sent);
+        let (Some(before), Some(now)) = (
+            crate::sdp::terms(sent_ct.as_deref(), shown),
+            crate::sdp::terms(made.1.as_deref(), &made.0),
+        ) else {
+            return;
+        };
+        let Some(m) = self.media.as_mut() else {
+            return;
+        };
+        if !now.moved_from(&before) {
+            m.carried = 0;
+            return;
+        }
+        if m.carried >= CARRIED_IN_A_ROW {
+            m.carried = 0;
+            warn!(call_id = %self.call_id(), ?to, "the peers change their SDP's keys or payload numbers in every answer: the last change is not offered on (its media may not decrypt)");
+            return;
+        }
+        m.carried += 1;
+        m.glare_tries[to] = 0;
+        info!(call_id = %self.call_id(), ?to, "an answer to our offer changed keys, certificate or payload numbers: offering them to the other leg");
+        let (body, ct) = sdp_alone(made.0, made.1);
+        // What its refreshes offer from now on.
+        self.note_sdp_sent(to, &body, ct.as_deref(), false, None);
+        if self.leg_busy(to) {
+            let wait = self.glare_wait(cx, to);
+            return self.reoffer_later(cx, to, (body, ct), None, wait);
+        }
+        self.send_reoffer(cx, to, body, ct);
     }
 
     /// An offer or an INVITE under way: an offer of ours on `side` waits.

@@ -16,6 +16,7 @@ mod anchor;
 mod multipart;
 mod origin;
 mod sections;
+mod terms;
 
 pub use agreed::agreed;
 pub use anchor::{
@@ -26,6 +27,7 @@ pub use anchor::{
 pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
 pub use origin::{Origin, present_again};
 pub use sections::{fit_sections, offered_sections};
+pub use terms::{Terms, terms};
 
 use bytes::Bytes;
 

@@ -51,6 +51,9 @@ pub struct MediaState {
     pub reoffer_again: PerSide<Option<Box<crate::call::reoffer::ReofferAgain>>>,
     /// Per leg, how many times our offer there met glare.
     pub glare_tries: PerSide<u8>,
+    /// Our offers in a row made to carry an answer's new terms to the other leg
+    /// (`Call::carry_over`).
+    pub carried: u8,
     /// The branch of a forking callee whose SDP `remote.b` is from, while the call rings:
     /// when that branch's early dialog ends, the caller's media goes to it no more.
     pub b_branch: Option<Box<str>>,

@@ -6,6 +6,7 @@ mod anchor;
 mod auth;
 mod callback;
 mod calls;
+mod carried_terms;
 mod crossing;
 mod edge;
 mod faults;

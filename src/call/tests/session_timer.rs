@@ -4,7 +4,7 @@
 use super::*;
 use crate::interop::session_timer::{SessionTimerPolicy, TimerMode};
 
-fn timers(mode: TimerMode, expires: u64) -> SessionTimerPolicy {
+pub(super) fn timers(mode: TimerMode, expires: u64) -> SessionTimerPolicy {
     SessionTimerPolicy {
         mode,
         expires: Duration::from_secs(expires),
@@ -58,7 +58,7 @@ fn call_with(h: &mut H, phone_extra: &str, carrier_extra: &[(Hdr, &str)]) -> (Re
 }
 
 /// [`call_with`], the phone offering `sdp.0` and the carrier answering `sdp.1`.
-fn call_offering(
+pub(super) fn call_offering(
     h: &mut H,
     phone_extra: &str,
     carrier_extra: &[(Hdr, &str)],
@@ -244,7 +244,7 @@ fn refresh_answered(h: &mut H, sdp: &str) {
 }
 
 /// The carrier's 200 with `sdp` to our refresh re-INVITE `refresh`.
-fn answer_refresh(h: &mut H, refresh: &Request, sdp: &str) {
+pub(super) fn answer_refresh(h: &mut H, refresh: &Request, sdp: &str) {
     h.recv_msg(
         CARRIER_A,
         reply(
