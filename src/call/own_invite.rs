@@ -57,6 +57,16 @@ impl Call {
         resp: &crate::sip::Response,
     ) {
         let ct = super::anchor::readable_type(resp);
+        // An offer of another session than the leg's last (an answer carried over from the
+        // other leg, `Call::carry_over`) is the leg's session once answered, not before: a
+        // refused one leaves its refreshes offering the session it has.
+        let sdp = |ct: Option<&str>, body| crate::sdp::sdp_of(ct, body).unwrap_or_default();
+        let last = self.sdp[side].as_ref().and_then(|s| s.sent.as_ref());
+        if last.is_none_or(|(b, ct, _)| {
+            !crate::sdp::same_but_origin(sdp(ct.as_deref(), b), sdp(offer_ct, offer))
+        }) {
+            self.note_sdp_sent(side, offer, offer_ct, false, None);
+        }
         self.offered_toward(side, offer, offer_ct);
         self.note_sdp_received(side, resp.body(), ct.as_deref());
         self.agree(side, resp.body(), ct.as_deref());

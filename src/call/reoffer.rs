@@ -153,13 +153,18 @@ impl Call {
         m.glare_tries[to] = 0;
         info!(call_id = %self.call_id(), ?to, "an answer to our offer changed keys, certificate or payload numbers: offering them to the other leg");
         let (body, ct) = sdp_alone(made.0, made.1);
-        // What its refreshes offer from now on.
-        self.note_sdp_sent(to, &body, ct.as_deref(), false, None);
         if self.leg_busy(to) {
             let wait = self.glare_wait(cx, to);
             return self.reoffer_later(cx, to, (body, ct), None, wait);
         }
         self.send_reoffer(cx, to, body, ct);
+    }
+
+    /// No offer of ours carries an answer over now ([`Call::carry_over`]).
+    pub(super) fn carried_none(&mut self) {
+        if let Some(m) = self.media.as_mut() {
+            m.carried = 0;
+        }
     }
 
     /// An offer or an INVITE under way: an offer of ours on `side` waits.

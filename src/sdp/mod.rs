@@ -25,7 +25,7 @@ pub use anchor::{
     refusing_answer,
 };
 pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
-pub use origin::{Origin, present_again};
+pub use origin::{Origin, present_again, same_but_origin};
 pub use sections::{fit_sections, offered_sections};
 pub use terms::{Terms, terms};
 

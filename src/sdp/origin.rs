@@ -113,6 +113,15 @@ pub(super) fn shown_as(sdp: Bytes, shown: Option<&mut Option<Origin>>) -> Bytes 
     Bytes::from(out)
 }
 
+/// Whether two SDPs are the same but for their `o=` lines (one presented again at another
+/// version is the same SDP).
+pub fn same_but_origin(a: &[u8], b: &[u8]) -> bool {
+    let rest = |sdp| lines(sdp).filter(|l| !l.text.starts_with(b"o="));
+    rest(a)
+        .map(|l| (l.text, l.eol))
+        .eq(rest(b).map(|l| (l.text, l.eol)))
+}
+
 /// 64-bit FNV-1a of `bytes`: names content, no secret.
 fn fnv1a<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> u64 {
     bytes.into_iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {

@@ -9,6 +9,9 @@ use super::{lines, sdp_of};
 /// One media section's terms, the session level's fingerprint and role folded in.
 #[derive(Debug, Default, Clone)]
 struct Section {
+    /// At port 0: no media flows, whatever its terms (every stream of an answer the gateway
+    /// could not anchor is).
+    refused: bool,
     crypto: Vec<Vec<u8>>,
     fingerprints: Vec<Vec<u8>>,
     setup: Option<Vec<u8>>,
@@ -28,7 +31,11 @@ pub fn terms(ct: Option<&str>, body: &[u8]) -> Option<Terms> {
     for l in lines(sdp) {
         let text = l.text;
         if text.starts_with(b"m=") {
-            sections.push(Section::default());
+            let port = text.split(|&b| b == b' ').nth(1);
+            sections.push(Section {
+                refused: port.is_some_and(|p| p.split(|&b| b == b'/').next() == Some(b"0")),
+                ..Section::default()
+            });
             continue;
         }
         let at = sections.last_mut().unwrap_or(&mut session);
@@ -41,7 +48,13 @@ pub fn terms(ct: Option<&str>, body: &[u8]) -> Option<Terms> {
         } else if let Some(v) = l.value(b"a=rtpmap:") {
             let mut parts = v.trim_ascii().splitn(2, |&b| b == b' ');
             if let (Some(pt), Some(enc)) = (parts.next(), parts.next()) {
-                (at.payloads).push((pt.to_vec(), enc.trim_ascii().to_ascii_lowercase()));
+                let enc = enc.trim_ascii().to_ascii_lowercase();
+                // One channel may go unsaid (RFC 8866 §6.6): `AMR-WB/16000/1` is `AMR-WB/16000`.
+                let enc = match enc.strip_suffix(b"/1") {
+                    Some(one) if one.iter().filter(|&&b| b == b'/').count() == 1 => one.to_vec(),
+                    _ => enc,
+                };
+                at.payloads.push((pt.to_vec(), enc));
             }
         }
     }
@@ -59,26 +72,31 @@ pub fn terms(ct: Option<&str>, body: &[u8]) -> Option<Terms> {
 
 impl Terms {
     /// Whether these terms (of a peer's answer, as the other leg would be shown it) are not
-    /// the ones that leg was shown last, `before`, section by section: a key or certificate
-    /// it was not given, another DTLS role than a settled one, or a payload type number
-    /// that now stands for another encoding, or an encoding under a number it did not
-    /// have. An answer that picked among what an offer shown listed has not moved.
+    /// the ones that leg was shown last, `before`, section by section: a key it was not
+    /// given, a certificate none of whose fingerprints it was given, another DTLS role than
+    /// a settled one, or a payload type number that now stands for another encoding, or an
+    /// encoding under a number it did not have. An answer that picked among what an offer
+    /// shown listed has not moved; nor has a section at port 0 on either side.
     pub fn moved_from(&self, before: &Terms) -> bool {
-        self.0.iter().zip(&before.0).any(|(now, was)| {
-            let new_key = now.crypto.iter().any(|c| !was.crypto.contains(c));
-            let new_cert = (now.fingerprints.iter()).any(|f| !was.fingerprints.contains(f));
-            let new_role = match (&now.setup, &was.setup) {
-                (Some(n), Some(w)) => w.as_slice() != b"actpass" && n != w,
-                _ => false,
-            };
-            let renumbered = now.payloads.iter().any(|(pt, enc)| {
-                match was.payloads.iter().find(|(p, _)| p == pt) {
-                    Some((_, e)) => e != enc,
-                    None => was.payloads.iter().any(|(_, e)| e == enc),
-                }
-            });
-            new_key || new_cert || new_role || renumbered
-        })
+        let flowing = |(now, was): &(&Section, &Section)| !now.refused && !was.refused;
+        (self.0.iter().zip(&before.0))
+            .filter(flowing)
+            .any(|(now, was)| {
+                let new_key = now.crypto.iter().any(|c| !was.crypto.contains(c));
+                let new_cert = !now.fingerprints.is_empty()
+                    && !(now.fingerprints.iter()).any(|f| was.fingerprints.contains(f));
+                let new_role = match (&now.setup, &was.setup) {
+                    (Some(n), Some(w)) => w.as_slice() != b"actpass" && n != w,
+                    _ => false,
+                };
+                let renumbered = now.payloads.iter().any(|(pt, enc)| {
+                    match was.payloads.iter().find(|(p, _)| p == pt) {
+                        Some((_, e)) => e != enc,
+                        None => was.payloads.iter().any(|(_, e)| e == enc),
+                    }
+                });
+                new_key || new_cert || new_role || renumbered
+            })
     }
 }
 
@@ -144,6 +162,24 @@ mod tests {
         assert!(!own.moved_from(&own));
         assert!(own.moved_from(&dtls("AB:CD", "active")));
         assert!(!dtls("EF:01", "active").moved_from(&own));
+    }
+
+    /// The same certificate under one more hash, a lone channel said or not, or a section
+    /// at port 0 (an answer the gateway could not anchor has all of them): not moved.
+    #[test]
+    fn what_says_the_same_or_carries_nothing_has_not_moved() {
+        let fp = |lines: &str| t(&format!("m=audio 4000 UDP/TLS/RTP/SAVP 0\r\n{lines}"));
+        let one = fp("a=fingerprint:sha-256 AB:CD\r\n");
+        let two = fp("a=fingerprint:sha-256 AB:CD\r\na=fingerprint:sha-1 12:34\r\n");
+        assert!(!two.moved_from(&one));
+        let amr = |enc: &str| t(&format!("m=audio 4000 RTP/AVP 97\r\na=rtpmap:97 {enc}\r\n"));
+        assert!(!amr("AMR-WB/16000/1").moved_from(&amr("AMR-WB/16000")));
+        assert!(!amr("AMR-WB/16000").moved_from(&amr("AMR-WB/16000/1")));
+        assert!(amr("opus/48000/2").moved_from(&amr("opus/48000")));
+        let refused = SRTP
+            .replace("4000", "0")
+            .replace("inline:AAAA", "inline:BBBB");
+        assert!(!t(&refused).moved_from(&t(SRTP)));
     }
 
     #[test]

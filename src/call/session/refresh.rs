@@ -188,6 +188,10 @@ impl Call {
         }
         if resp.is_success() {
             self.refresh_refusals[side] = 0;
+            // A refresh's answer starts anew what may be carried over to the other leg.
+            if !r.reoffer {
+                self.carried_none();
+            }
             // A 5xx before it was a moment's: the next 5xx is tried again too.
             if self.refresh_by[side] == RefreshBy::UpdateFailedOnce {
                 self.refresh_by[side] = RefreshBy::Update;
@@ -260,6 +264,7 @@ impl Call {
             // Refused: the session stays as the caller has it, and what it is sent next is a
             // new version. Glare (491) is no refusal: the offer is made again later.
             self.shown_refused(side);
+            self.carried_none();
             if status == 491 {
                 return self.reoffer_after_glare(cx, side, &r.sent);
             }

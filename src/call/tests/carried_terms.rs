@@ -3,7 +3,7 @@
 //! (`Call::carry_over`): the relay passes media without reading it, so a leg left with the
 //! old keys could not decrypt the other's audio.
 
-use super::session_timer::{answer_refresh, call_offering, timers};
+use super::session_timer::{answer_refresh, call_offering, timers, with_headers};
 use super::*;
 use crate::interop::session_timer::TimerMode;
 
@@ -15,11 +15,18 @@ fn srtp(key: &str, version: u32) -> String {
 }
 
 /// An anchored call, the carrier refreshed by us every 150 s, set up with SRTP: the phone
-/// offering `PHONEKEY`, the carrier answering `CARRIERKEY`. Our tag toward the phone.
-fn srtp_call(h: &mut H) -> String {
-    let (_, ok) = call_offering(h, "", &[], (&srtp("PHONEKEY", 1), &srtp("CARRIERKEY", 1)));
+/// (its INVITE with `phone_extra`) offering `PHONEKEY`, the carrier answering `CARRIERKEY`.
+/// Our 200 to the phone.
+fn srtp_call_with(h: &mut H, phone_extra: &str) -> Response {
+    let sdp = (&srtp("PHONEKEY", 1), &srtp("CARRIERKEY", 1));
+    let (_, ok) = call_offering(h, phone_extra, &[], (sdp.0, sdp.1));
     assert!(String::from_utf8_lossy(ok.body()).contains("inline:CARRIERKEY"));
-    ok.to_tag().expect("our tag")
+    ok
+}
+
+/// [`srtp_call_with`] a plain INVITE: our tag toward the phone.
+fn srtp_call(h: &mut H) -> String {
+    srtp_call_with(h, "").to_tag().expect("our tag")
 }
 
 fn refreshed() -> H {
@@ -48,7 +55,8 @@ fn body(r: &Request) -> String {
 #[test]
 fn a_new_key_in_the_answer_to_our_refresh_is_offered_to_the_other_leg() {
     let mut h = refreshed();
-    let ours = srtp_call(&mut h);
+    let ok = srtp_call_with(&mut h, "");
+    let ours = ok.to_tag().expect("our tag");
     let r1 = refresh(&mut h);
     assert!(body(&r1).contains("inline:PHONEKEY"), "{}", body(&r1));
     answer_refresh(&mut h, &r1, &srtp("NEWCARRIERKEY", 2));
@@ -57,6 +65,7 @@ fn a_new_key_in_the_answer_to_our_refresh_is_offered_to_the_other_leg() {
     assert!(body(&re).contains("inline:NEWCARRIERKEY"), "{}", body(&re));
     assert!(!body(&re).contains("inline:CARRIERKEY"), "{}", body(&re));
     assert_eq!(re.from_tag().as_deref(), Some(ours.as_str()));
+    assert_eq!(origin_version(re.body()), origin_version(ok.body()) + 1);
     h.recv_msg(
         PHONE,
         reply(&re, 200, "alice1", &[], Some(&srtp("PHONEKEY", 2))),
@@ -140,4 +149,30 @@ fn peers_that_rekey_in_every_answer_are_offered_twice_not_for_ever() {
         "no third offer"
     );
     assert!(h.cdrs.is_empty(), "the call is still up");
+}
+
+/// The phone refuses the new key offered to it (488): its session stays the one it has. Its
+/// own unchanged refresh is answered here with that session (the carrier's first key), not
+/// with the refused offer; before, the refused offer had become the leg's session, and the
+/// phone's refreshes were relayed.
+#[test]
+fn a_carried_offer_refused_leaves_the_leg_its_session() {
+    let mut h = refreshed();
+    let timer = "Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n";
+    let tag = srtp_call_with(&mut h, timer).to_tag().expect("our tag");
+    let r1 = refresh(&mut h);
+    answer_refresh(&mut h, &r1, &srtp("NEWCARRIERKEY", 2));
+    h.take_requests(CARRIER_A, Method::Ack);
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 488, "alice1", &[], None));
+    assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+    let again = from_phone("INVITE", &tag, 2, "z9hG4bKpr2", &srtp("PHONEKEY", 1));
+    h.recv(
+        PHONE,
+        &with_headers(&again, "Session-Expires: 600;refresher=uac\r\n"),
+    );
+    let r = h.response_with(PHONE, 200, "the phone's refresh answered here");
+    let answer = String::from_utf8_lossy(r.body()).into_owned();
+    assert!(answer.contains("inline:CARRIERKEY"), "{answer}");
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
 }

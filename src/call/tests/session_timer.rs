@@ -43,7 +43,7 @@ fn phone_refresh(tag: &str, cseq: u32, branch: &str) -> String {
     )
 }
 
-fn with_headers(msg: &str, extra: &str) -> String {
+pub(super) fn with_headers(msg: &str, extra: &str) -> String {
     msg.replacen(
         "Max-Forwards: 70\r\n",
         &format!("Max-Forwards: 70\r\n{extra}"),
