@@ -36,6 +36,18 @@ pub(super) enum AnchorError {
     OtherFamily,
 }
 
+impl AnchorError {
+    /// What the `488` refusing the offer says of it (`Warning`); `None` for our own want of
+    /// ports, no fault of the offer.
+    pub(super) fn warning(&self) -> Option<crate::sdp::SdpWarning> {
+        match self {
+            AnchorError::NoPorts => None,
+            AnchorError::Unreadable(e) => Some(e.warning()),
+            AnchorError::OtherFamily => Some(crate::sdp::SdpWarning::OTHER_FAMILY),
+        }
+    }
+}
+
 /// What the relay reads of a stream over `t`; `Unrelayable` streams get no ports, so this is
 /// never asked about them (they would be forwarded unread).
 fn stream_kind(t: Transport) -> StreamKind {

@@ -27,8 +27,9 @@ pub enum AttemptOutcome {
     NoPeerLeft,
     /// The call's media could not be anchored: no RTP ports left.
     NoMediaPorts,
-    /// The caller's SDP cannot be anchored (unreadable, too many streams): 488.
-    BadSdp,
+    /// The caller's SDP cannot be anchored (unreadable, too many streams): 488, with what
+    /// it says why.
+    BadSdp(crate::sdp::SdpWarning),
     /// Every peer left was over one of its `[limits]`: 503 with Retry-After.
     RateLimited(Over),
 }
@@ -168,12 +169,12 @@ impl Call {
                 Err(AnchorError::Unreadable(e)) => {
                     debug!(call_id = %self.call_id(), error = %e, "caller's SDP cannot be anchored: 488");
                     self.route.stop();
-                    return AttemptOutcome::BadSdp;
+                    return AttemptOutcome::BadSdp(e.warning());
                 }
                 // (Said where it is found.)
                 Err(AnchorError::OtherFamily) => {
                     self.route.stop();
-                    return AttemptOutcome::BadSdp;
+                    return AttemptOutcome::BadSdp(crate::sdp::SdpWarning::OTHER_FAMILY);
                 }
             }
             let target = dialog.target;

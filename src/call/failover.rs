@@ -100,7 +100,7 @@ impl Call {
     fn next_attempt(&mut self, cx: &mut Cx) -> bool {
         match self.start_attempt(cx) {
             AttemptOutcome::Sent => true,
-            ours @ (AttemptOutcome::NoMediaPorts | AttemptOutcome::BadSdp) => {
+            ours @ (AttemptOutcome::NoMediaPorts | AttemptOutcome::BadSdp(_)) => {
                 self.last_failure = None;
                 self.on_attempt_outcome(cx, ours);
                 true

@@ -251,6 +251,7 @@ impl Call {
             if let Some(before) = standing.as_ref().and_then(|s| s.media.as_ref()) {
                 self.media_as_before(cx, before);
             }
+            let warning = e.warning().map(|w| w.value(&cx.env.local.uri_host()));
             match e {
                 // An operator's sizing problem, not a peer's: said as loudly as for a new
                 // call, and in the CDR (a call whose video could not be added, say).
@@ -264,7 +265,10 @@ impl Call {
                 }
                 anchor::AnchorError::OtherFamily => {}
             }
-            return self.refuse_relay(cx, id, &req, 488, "Not Acceptable Here", &[]);
+            let extra: Vec<(Hdr, &str)> = (warning.iter())
+                .map(|w| (Hdr::named("Warning"), w.as_str()))
+                .collect();
+            return self.refuse_relay(cx, id, &req, 488, "Not Acceptable Here", &extra);
         }
         self.carry_identity(&cx.env.local, other, &mut out);
         self.sign(cx, other, &mut out);

@@ -326,16 +326,18 @@ impl Call {
                 EndInfo::internal(CallTag::MediaUnavailable, 503, 47, cx.now),
                 behind_front.then_some("5"),
             ),
-            // 488 → Q.850 127 (RFC 3398): the offer itself is what we cannot take.
-            AttemptOutcome::BadSdp => (
-                EndInfo::internal(
+            // 488 → Q.850 127 (RFC 3398): the offer itself is what we cannot take; its
+            // Warning says why.
+            AttemptOutcome::BadSdp(w) => {
+                let end = EndInfo::internal(
                     CallTag::CallerRejected,
                     488,
                     Q850Cause::INTERWORKING.0,
                     cx.now,
-                ),
-                None,
-            ),
+                );
+                let warning = w.value(&cx.env.local.uri_host());
+                return self.fail_call_with_extra(cx, end, &[(Hdr::named("Warning"), &warning)]);
+            }
             // No Retry-After: it is this route's peers that are full, not the gateway, and a
             // caller honouring it would hold back every call (RFC 3261 §21.5.4). (The
             // front's is no caller: it tries the next instance, and the last one's refusal,

@@ -17,6 +17,7 @@ mod multipart;
 mod origin;
 mod sections;
 mod terms;
+mod warning;
 
 pub use agreed::agreed;
 pub use anchor::{
@@ -28,6 +29,7 @@ pub use multipart::{SdpPart, is_multipart, locate, sdp_of, with_sdp_part};
 pub use origin::{Origin, present_again, same_but_origin};
 pub use sections::{fit_sections, offered_sections};
 pub use terms::{Terms, terms};
+pub use warning::SdpWarning;
 
 use bytes::Bytes;
 

@@ -289,7 +289,11 @@ fn a_stream_added_mid_call_with_the_pool_dry_gets_488_and_the_cdr_says_why() {
         PHONE,
         &from_phone_in("dry1", "INVITE", &tag, 2, "z9hG4bKdry2", &two),
     );
-    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    let refused = h.response_with(PHONE, 488, "refused");
+    assert!(
+        refused.header(&Hdr::named("Warning")).is_none(),
+        "our want, not the offer's fault"
+    );
     assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
     h.recv(
         PHONE,
@@ -323,7 +327,9 @@ fn media_in_the_other_ip_family_than_the_relays_is_refused_or_said() {
     }));
     let free = h.core.free_media_ports();
     h.recv(PHONE, &invite_with_sdp("fam1", &v6));
-    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    let refused = h.response_with(PHONE, 488, "refused");
+    let warning = refused.header(&Hdr::named("Warning")).unwrap_or_default();
+    assert!(warning.starts_with("301 "), "{warning}");
     assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
     assert_eq!(h.core.free_media_ports(), free);
     assert!(
@@ -415,7 +421,12 @@ fn an_offer_that_cannot_be_anchored_is_refused_with_488_and_never_forwarded() {
     // Not SDP at all, though it says it is.
     h.recv(PHONE, &invite_with_sdp("bad1", "hello, carrier\r\n"));
     assert!(h.take(CARRIER_A).is_empty(), "nothing reaches the carrier");
-    assert_eq!(h.statuses(PHONE), vec![488]);
+    let refused = h.response_with(PHONE, 488, "refused");
+    // It says why (RFC 3261 §21.4.26), in our words.
+    assert_eq!(
+        refused.header(&Hdr::named("Warning")).as_deref(),
+        Some("399 127.0.0.1 \"SDP: not a <type>=<value> line\"")
+    );
     assert_eq!(h.cdrs[0].call_tag, CallTag::CallerRejected);
     assert_eq!(h.core.free_media_ports(), free, "no port taken");
 }
@@ -579,7 +590,11 @@ fn a_peers_own_max_streams_holds_its_offers_and_only_its_offers() {
         PHONE,
         &from_phone_in("own1", "INVITE", &tag, 2, "z9hG4bKown3", &two),
     );
-    assert_eq!(h.statuses(PHONE).last(), Some(&488));
+    let refused = h.response_with(PHONE, 488, "refused");
+    assert_eq!(
+        refused.header(&Hdr::named("Warning")).as_deref(),
+        Some("304 127.0.0.1 \"SDP: too many media streams\"")
+    );
     assert!(h.take(CARRIER_A).is_empty(), "never forwarded");
     assert_eq!(h.core.free_media_ports(), free - 4);
     assert_eq!(h.cdrs.len(), 1, "only the refused call's: this one goes on");
