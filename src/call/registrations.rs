@@ -33,8 +33,9 @@ struct Entry {
 pub struct Registrations {
     /// The live ones, and after a reload or at shutdown those still unregistering.
     regs: Vec<Entry>,
-    /// Which registration a REGISTER transaction belongs to (its Call-ID), and its CSeq.
-    txns: HashMap<TxnId, (String, u32)>,
+    /// Which registration a REGISTER transaction belongs to (its Call-ID), its CSeq, and
+    /// whether the TCP connection it was written on closed before an answer.
+    txns: HashMap<TxnId, (String, u32, bool)>,
 }
 
 /// What a registration is made from: a change to any of it starts a new one.
@@ -139,6 +140,16 @@ impl Registrations {
         self.regs.iter().any(|e| !e.reg.is_done())
     }
 
+    /// Where the registrations register over TCP: that connection carries the binding (a
+    /// registrar reaching a gateway behind NAT sends its calls back over it), so it is kept
+    /// open however quiet, as a call's is (`engine::tcp`'s idle timeout).
+    pub fn tcp_targets(&self) -> impl Iterator<Item = crate::sip::Target> + '_ {
+        (self.regs.iter())
+            .filter(|e| !e.reg.is_done() && !e.removes)
+            .map(|e| e.params.target)
+            .filter(|t| t.transport == crate::sip::Transport::Tcp)
+    }
+
     /// Each peer's registration state, for `trunkgate_registration_up{peer}`.
     pub fn states(&self) -> Vec<(PeerName, bool)> {
         self.regs
@@ -175,7 +186,7 @@ impl Registrations {
         } else {
             self.txns.remove(&id)
         };
-        if let Some(reg) = call_id.and_then(|(c, _)| self.registration(&c)) {
+        if let Some(reg) = call_id.and_then(|(c, _, _)| self.registration(&c)) {
             reg.handle_response(now, resp);
         }
         self.flush(env, now);
@@ -189,19 +200,28 @@ impl Registrations {
             .find(|r| r.call_id() == call_id)
     }
 
+    /// The TCP connection REGISTER transaction `id` was written on closed: should that end
+    /// it (no answer yet), the registrar may have bound it all the same.
+    pub fn connection_lost(&mut self, id: TxnId) {
+        if let Some(t) = self.txns.get_mut(&id) {
+            t.2 = true;
+        }
+    }
+
     /// REGISTER transaction `id` timed out or could not be sent.
     pub fn on_failure(&mut self, env: &mut Env, now: Instant, id: TxnId, timeout: bool) {
         let _zone = process_zone();
-        let Some((call_id, cseq)) = self.txns.remove(&id) else {
+        let Some((call_id, cseq, lost)) = self.txns.remove(&id) else {
             return;
         };
-        let why = if timeout {
-            "no response from the registrar"
-        } else {
-            "the registrar could not be reached"
+        let why = match (timeout, lost) {
+            (true, _) => "no response from the registrar",
+            (false, true) => "the connection to the registrar closed before its answer",
+            (false, false) => "the registrar could not be reached",
         };
         if let Some(reg) = self.registration(&call_id) {
-            reg.handle_failure(now, cseq, why, timeout);
+            // Written and unanswered, it may have bound.
+            reg.handle_failure(now, cseq, why, timeout || lost);
         }
         self.flush(env, now);
     }
@@ -270,7 +290,7 @@ impl Registrations {
                 let superseded: Vec<TxnId> = self
                     .txns
                     .iter()
-                    .filter(|(_, (c, n))| *c == call_id && *n < cseq)
+                    .filter(|(_, (c, n, _))| *c == call_id && *n < cseq)
                     .map(|(id, _)| *id)
                     .collect();
                 for id in superseded {
@@ -279,7 +299,7 @@ impl Registrations {
                 }
                 match env.send_request(request, t.to, now) {
                     Some(id) => {
-                        self.txns.insert(id, (call_id, cseq));
+                        self.txns.insert(id, (call_id, cseq, false));
                     }
                     None => {
                         warn!(peer = %reg.peer(), "cannot send REGISTER");
@@ -313,7 +333,7 @@ impl Registrations {
         let orphaned: Vec<TxnId> = self
             .txns
             .iter()
-            .filter(|(_, (c, _))| !self.regs.iter().any(|e| e.reg.call_id() == c))
+            .filter(|(_, (c, _, _))| !self.regs.iter().any(|e| e.reg.call_id() == c))
             .map(|(id, _)| *id)
             .collect();
         for id in orphaned {

@@ -199,14 +199,15 @@ impl B2bua {
         self.calls.len().saturating_sub(self.env.ended_calls)
     }
 
-    /// Where the calls' dialogs send over TCP: their connections are kept open however quiet
-    /// the call (`engine::tcp`'s idle timeout).
+    /// Where the calls' dialogs, and the registrations, send over TCP: their connections are
+    /// kept open however quiet (`engine::tcp`'s idle timeout).
     pub fn tcp_targets(&self) -> impl Iterator<Item = crate::sip::Target> + '_ {
         self.calls
             .values()
             .flat_map(|c| std::iter::once(&c.a).chain(c.b.as_ref()))
             .map(|d| d.target)
             .filter(|t| t.transport == crate::sip::Transport::Tcp)
+            .chain(self.registrations.tcp_targets())
     }
 
     /// Every call the core still holds, those released and finishing their last
@@ -286,6 +287,7 @@ impl B2bua {
                     .on_transport_error(id, now, &mut self.env.txn_out)
             }
             Input::ConnectionLost(id) => {
+                self.registrations.connection_lost(id);
                 self.env
                     .txn
                     .on_connection_lost(id, now, &mut self.env.txn_out)

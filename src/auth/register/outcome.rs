@@ -24,17 +24,18 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const MIN_GRANT: Duration = Duration::from_secs(10);
 
 impl Registration {
-    /// The request in flight (`op`, due by `deadline`) ended without an answer (`timeout`:
-    /// none came, else it could not be sent): a failure; a REGISTER that timed out may have
-    /// bound all the same, and a removal waiting for it goes as for a binding.
+    /// The request in flight (`op`, due by `deadline`) ended without an answer
+    /// (`delivered`: it may have reached the registrar, else it could not be sent): a
+    /// failure; a REGISTER that may have been delivered may have bound all the same, and a
+    /// removal waiting for it goes as for a binding.
     pub(super) fn unanswered(
         &mut self,
         now: Instant,
         (op, deadline): (Op, Instant),
         reason: &str,
-        timeout: bool,
+        delivered: bool,
     ) {
-        if timeout && op == Op::Register {
+        if delivered && op == Op::Register {
             self.may_have_bound(sent_at(deadline, now));
         }
         match op {

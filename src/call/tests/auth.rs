@@ -371,6 +371,33 @@ fn at_shutdown_an_unanswered_register_is_given_up_for_the_removal() {
     assert!(!h.core.busy());
 }
 
+/// A REGISTER whose TCP connection closed after it was written, before any answer, may
+/// have bound: at shutdown its binding is removed (`Expires: 0`). One that could not be sent
+/// at all bound nothing, and shutdown sends nothing. Before, both were taken for unsent.
+#[test]
+fn a_register_lost_with_its_connection_may_have_bound() {
+    for lost in [true, false] {
+        let mut h = H::with(registering_over_tcp());
+        h.apply();
+        h.one_request(CARRIER_A, Method::Register);
+        let id = h.txn_to(CARRIER_A);
+        h.input(match lost {
+            true => Input::ConnectionLost(id),
+            false => Input::SendFailed(id),
+        });
+        h.input(Input::Drain);
+        let sent = h.take_requests(CARRIER_A, Method::Register);
+        let removals = (sent.iter())
+            .filter(|r| r.header(&Hdr::named("Expires")).as_deref() == Some("0"))
+            .count();
+        assert_eq!(
+            removals,
+            usize::from(lost),
+            "lost with its connection: {lost}"
+        );
+    }
+}
+
 #[test]
 fn a_silent_registrar_is_retried_with_back_off_and_counted_down() {
     let mut h = H::with(registering());
@@ -406,6 +433,16 @@ fn registering_with(f: impl FnOnce(&mut crate::auth::RegisterPolicy)) -> Config 
         f(r);
     }
     *p = Arc::new(q);
+    cfg
+}
+
+/// `registering()` over TCP, the gateway listening on TCP too.
+fn registering_over_tcp() -> Config {
+    let mut cfg = registering_with(|r| r.transport = Transport::Tcp);
+    cfg.listen.push(crate::config::Listen {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:5060".parse().expect("an address"),
+    });
     cfg
 }
 
@@ -700,6 +737,33 @@ fn a_rebind_follows_only_a_removal_sent_and_keeps_a_back_off() {
     let un = h.one_request(CARRIER_B, Method::Register);
     h.recv_msg(CARRIER_B, registrar_ok(&un, 0));
     assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+}
+
+/// A registration over TCP names its registrar's connection among those the shell keeps
+/// open however quiet (a registrar reaching a gateway behind NAT sends its calls back over
+/// it); once the registration is removed, no more. Before, the connection the gateway
+/// opened was closed after 5 idle minutes, and the binding pointed at nothing until the
+/// next refresh.
+#[test]
+fn a_registration_over_tcp_keeps_its_connection_named() {
+    let mut h = H::with(registering_over_tcp());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    let named: Vec<Target> = h.core.tcp_targets().collect();
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert_eq!(named[0].addr.to_string(), CARRIER_A);
+    assert_eq!(named[0].transport, Transport::Tcp);
+    h.reload(Arc::new(with_credentials(&["carrier-a"])));
+    let un = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&un, 0));
+    assert_eq!(h.core.tcp_targets().count(), 0, "no registration left");
+    // Over UDP, nothing to keep.
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    assert_eq!(h.core.tcp_targets().count(), 0);
 }
 
 #[test]
