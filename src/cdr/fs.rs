@@ -81,6 +81,14 @@ impl CdrFs for RealFs {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
         let meta = file.metadata()?;
+        // A file only: a sync that fails has the lines written again, and a pipe, a
+        // terminal or /dev/null, none of which can be synced, would take them for ever.
+        if !meta.file_type().is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a pipe, a device): CDRs go to a file, synced to disk",
+            ));
+        }
         Ok(Box::new(RealFile {
             id: FileId {
                 dev: meta.dev(),

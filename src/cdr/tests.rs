@@ -308,6 +308,18 @@ fn a_file_left_torn_by_a_crash_gets_the_next_record_on_a_fresh_line() {
     assert_eq!(lines(&path).len(), 3);
 }
 
+/// A CDR path that is no regular file (`/dev/null`, as `/dev/stdout` in a container is a
+/// pipe) is refused at start, saying why: it cannot be synced, and a failed sync has the
+/// lines written again for ever (and, with `fail_closed`, every call refused). Before, it
+/// opened.
+#[test]
+fn a_cdr_path_that_is_no_regular_file_is_refused() {
+    let mut sink = Sink::new(Box::new(RealFs), std::path::Path::new("/dev/null"));
+    let e = sink.open_now().expect_err("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
 #[test]
 fn rename_rotation_puts_the_next_cdr_in_the_new_file_without_a_signal() {
     let (_dir, path, fs, mut sink) = setup();

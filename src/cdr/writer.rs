@@ -429,6 +429,13 @@ impl CdrGate {
 }
 
 impl CdrWriter {
+    /// `n` calls ended with no CDR made (the stop's hang-up gave up on them: a defect):
+    /// counted as dropped, so the exit status says so.
+    pub fn count_never_made(&self, n: usize) {
+        (self.gate.shared.dropped).fetch_add(n as u64, Ordering::Relaxed);
+        metrics::counter!(CDR_DROPPED).increment(n as u64);
+    }
+
     /// Count what the writer holds as dropped, and how many: `gone` (it died) empties the
     /// queue count too; a writer stuck in the disk may still finish with them.
     fn count_held_as_lost(&self, gone: bool) -> usize {

@@ -232,6 +232,16 @@ impl Shell {
             Some(n) => (self.core.hang_up_some(now, n), now),
             None => (true, since),
         };
+        // Done, or given up (its turns kept panicking: a defect): calls still up end with
+        // the process, with no BYE and no CDR, which the exit must not hide.
+        let left = self.core.active_calls();
+        if !more && left > 0 {
+            tracing::error!(
+                calls = left,
+                "the stop's hang-up gave up (a defect, see the faults logged): these calls end with the process, without BYE or CDR"
+            );
+            self.cdr.count_never_made(left);
+        }
         self.perform(now);
         self.lifecycle = Lifecycle::HangingUp {
             stop_at: now + HANGUP_GRACE,
