@@ -60,9 +60,13 @@ pub fn split_challenges(value: &str) -> Vec<RawChallenge> {
         let token = value.get(start..i).unwrap_or_default();
         let j = skip(b, i, is_ws);
         if b.get(j) == Some(&b'=') && cur.is_some() {
-            let (v, next, ok) = read_value(value, skip(b, j + 1, is_ws));
+            let at = skip(b, j + 1, is_ws);
+            let (mut v, next, ok) = read_value(value, at);
             // token68 (`Basic dXNlcg==`) ends in `=` characters: take them as part of nothing.
             i = skip(b, next, |c| c == b'=');
+            if token.eq_ignore_ascii_case("qop") && b.get(at) != Some(&b'"') {
+                i = unquoted_qops(value, i, &mut v);
+            }
             if let Some(c) = cur.as_mut() {
                 if !ok {
                     c.malformed = true;
@@ -90,6 +94,29 @@ pub fn split_challenges(value: &str) -> Vec<RawChallenge> {
         out.push(c);
     }
     out
+}
+
+/// An unquoted `qop=auth,auth-int` (RFC 7616 quotes the list; some servers do not): the
+/// options after the first, from `i`, added to `v`; the index after them. Without this,
+/// `auth-int` would start a challenge of its own and take the parameters after it
+/// (`algorithm=SHA-256` among them) away from the digest one.
+fn unquoted_qops(value: &str, mut i: usize, v: &mut String) -> usize {
+    let b = value.as_bytes();
+    loop {
+        let start = skip(b, i, |c| c == b',' || is_ws(c));
+        let end = skip(b, start, is_tchar);
+        let option = value.get(start..end).unwrap_or_default();
+        let named = b.get(skip(b, end, is_ws)) == Some(&b'=');
+        let known = ["auth", "auth-int"]
+            .iter()
+            .any(|q| option.eq_ignore_ascii_case(q));
+        if start == i || !known || named {
+            return i;
+        }
+        v.push(',');
+        v.push_str(option);
+        i = end;
+    }
 }
 
 fn is_ws(c: u8) -> bool {

@@ -345,3 +345,20 @@ fn a_stray_quoted_element_does_not_swallow_the_next_challenge() {
     let second = got[1].clone().unwrap();
     assert_eq!((second.realm.as_str(), second.nonce.as_str()), ("b", "2"));
 }
+
+/// A server that writes its qop list unquoted (`qop=auth,auth-int`; RFC 7616 quotes it)
+/// has it read whole, and the parameters after it stay the digest challenge's: before,
+/// `auth-int` began a challenge of its own with `algorithm=SHA-256`, and the answer went in
+/// MD5, refused.
+#[test]
+fn an_unquoted_qop_list_is_read_whole() {
+    let v = r#"Digest realm="r", nonce="n1", qop=auth,auth-int, algorithm=SHA-256, opaque="o""#;
+    let got = parse_header_lines(&[v.into()]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let c = got[0].clone().expect("a digest challenge");
+    assert_eq!(c.algorithm, Algorithm::Sha256);
+    assert_eq!(c.qop, vec![Qop::Auth, Qop::AuthInt]);
+    // A token after the list that is no qop option is the next challenge, as before.
+    let two = r#"Digest realm="r", nonce="n1", qop=auth, Basic realm="b""#;
+    assert_eq!(split_challenges(two).len(), 2);
+}
