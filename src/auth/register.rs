@@ -380,10 +380,9 @@ impl Registration {
     }
 
     /// The transaction of the REGISTER with CSeq `cseq` ended without a response;
-    /// `delivered`: it may have reached the registrar (it timed out, or its TCP connection
-    /// closed after it was written), else it could not be sent. Only the one in flight
-    /// counts: an earlier one's end (its transaction outlived our own deadline) must not
-    /// fail the next, a removal perhaps.
+    /// `delivered`: it may have reached the registrar (timed out, or its TCP connection
+    /// closed after it was written), else it was not sent. Only the one in flight counts:
+    /// an earlier one's end (outliving our own deadline) must not fail the next.
     pub fn handle_failure(&mut self, now: Instant, cseq: u32, reason: &str, delivered: bool) {
         if let State::InFlight { op, deadline, .. } = self.state
             && cseq == self.cseq
