@@ -392,10 +392,9 @@ impl Call {
         let Some((offer, offer_ct, false)) = seen.sent.as_ref() else {
             return;
         };
-        let cut = crate::sdp::agreed(offer_ct.as_deref(), offer, ct, body);
-        // Kept even when nothing was cut: it marks the offer answered.
-        seen.uncut.get_or_insert_with(|| offer.clone());
-        if let Some(cut) = cut {
+        if let Some(cut) = crate::sdp::agreed(offer_ct.as_deref(), offer, ct, body) {
+            let offer = offer.clone();
+            seen.uncut.get_or_insert(offer);
             seen.sent = Some((cut, offer_ct.clone(), false));
         }
     }

@@ -194,9 +194,8 @@ pub struct SdpSeen {
     /// The `o=` line of the SDP this leg's peer last sent, with a digest of that SDP
     /// (both unchanged: no new offer).
     pub received_origin: Option<String>,
-    /// Our offer as sent, once the peer answered it (`Call::agree`; anchored calls only):
-    /// `sent` is it cut to that answer (the same when nothing was cut), and what a refresh
-    /// offers again after the peer refused the cut one.
+    /// Our offer as sent, when `sent` is it cut to the peer's answer (`Call::agree`): what a
+    /// refresh offers again after the peer refused the cut one.
     pub uncut: Option<Bytes>,
 }
 

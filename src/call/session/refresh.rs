@@ -352,12 +352,7 @@ impl Call {
         let Some(seen) = self.sdp[side].as_mut() else {
             return false;
         };
-        // (Nothing was cut: the offer refused is the offer.)
-        let (Some(uncut), Some(sent)) = (
-            seen.uncut
-                .take_if(|u| seen.sent.as_ref().is_none_or(|s| *u != s.0)),
-            seen.sent.as_mut(),
-        ) else {
+        let (Some(uncut), Some(sent)) = (seen.uncut.take(), seen.sent.as_mut()) else {
             return false;
         };
         sent.0 = uncut;

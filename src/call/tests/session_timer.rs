@@ -1581,30 +1581,6 @@ fn a_late_answer_shaped_for_its_peer_is_offered_again_at_its_own_version() {
 /// phone. Before, every refresh after such an offer was relayed to the phone.
 #[test]
 fn after_our_offer_was_answered_an_unchanged_refresh_is_answered_here() {
-    // The phone offers PCMU and PCMA (a resume, its next version); the carrier takes PCMA.
-    let two = SDP.replace("o=- 1 1", "o=- 1 2").replace(
-        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-        "RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
-    );
-    let pcma = SDP.replace("o=- 1 1", "o=- 1 2").replace(
-        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
-        "RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
-    );
-    let answer = refreshed_after_resume(&two, &pcma);
-    assert!(
-        answer.contains(" RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n") && !answer.contains("PCMU"),
-        "the session agreed: {answer}"
-    );
-    // The carrier took all the phone offered: nothing to cut, answered here all the same.
-    let pcmu = SDP.replace("o=- 1 1", "o=- 1 2");
-    let answer = refreshed_after_resume(&pcmu, &pcmu);
-    assert!(answer.contains(" RTP/AVP 0\r\n"), "{answer}");
-}
-
-/// [`after_our_offer_was_answered_an_unchanged_refresh_is_answered_here`]: the phone's
-/// resume offers `offer`, the carrier answers `taken`, then refreshes with it unchanged
-/// (answered here: our answer's SDP), then with a hold (relayed to the phone).
-fn refreshed_after_resume(offer: &str, taken: &str) -> String {
     let mut h = H::with(config_with(|n, p| {
         if n == "carrier-a" {
             p.session_timer = timers(TimerMode::Require, 300);
@@ -1614,9 +1590,18 @@ fn refreshed_after_resume(offer: &str, taken: &str) -> String {
     let carrier_refreshes = [(Hdr::SESSION_EXPIRES, "300;refresher=uas")];
     let (inv, ok) = call_offering(&mut h, "", &carrier_refreshes, (SDP, SDP));
     let tag = ok.to_tag().expect("our tag");
-    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKres", offer));
+    // The phone offers PCMU and PCMA (a resume, its next version); the carrier takes PCMA.
+    let two = SDP.replace("o=- 1 1", "o=- 1 2").replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
+    );
+    h.recv(PHONE, &from_phone("INVITE", &tag, 2, "z9hG4bKres", &two));
     let re = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(taken)));
+    let pcma = SDP.replace("o=- 1 1", "o=- 1 2").replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+        "RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+    );
+    h.recv_msg(CARRIER_A, reply(&re, 200, "carrier1", &[], Some(&pcma)));
     h.response_with(PHONE, 200, "the resume answered");
     h.recv(PHONE, &from_phone("ACK", &tag, 2, "z9hG4bKresa", ""));
     h.take_requests(CARRIER_A, Method::Ack);
@@ -1627,9 +1612,13 @@ fn refreshed_after_resume(offer: &str, taken: &str) -> String {
             "Session-Expires: 300;refresher=uac\r\n",
         )
     };
-    h.recv(CARRIER_A, &refresh(2, "z9hG4bKcr2", taken));
+    h.recv(CARRIER_A, &refresh(2, "z9hG4bKcr2", &pcma));
     let r = h.response_with(CARRIER_A, 200, "200 from the gateway");
     let answer = String::from_utf8_lossy(r.body()).into_owned();
+    assert!(
+        answer.contains(" RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n") && !answer.contains("PCMU"),
+        "the session agreed: {answer}"
+    );
     assert!(h.take_requests(PHONE, Method::Invite).is_empty());
     h.recv(
         CARRIER_A,
@@ -1637,8 +1626,7 @@ fn refreshed_after_resume(offer: &str, taken: &str) -> String {
     );
     assert!(h.take(PHONE).is_empty(), "its ACK stays here too");
     // A change (hold) still reaches the phone.
-    let hold = taken.replace("o=- 1 2", "o=- 1 3") + "a=sendonly\r\n";
+    let hold = pcma.replace("o=- 1 2", "o=- 1 3") + "a=sendonly\r\n";
     h.recv(CARRIER_A, &refresh(3, "z9hG4bKcr3", &hold));
     assert_eq!(h.take_requests(PHONE, Method::Invite).len(), 1);
-    answer
 }
