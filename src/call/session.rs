@@ -182,13 +182,9 @@ impl Call {
             // update) and goes on to the other leg.
             Method::Update => req.body().is_empty() && req.has_header(&Hdr::SESSION_EXPIRES),
             // A re-INVITE whose SDP is the one this peer sent last (same `o=` line: RFC 3264
-            // §8), answered with what we sent it last, when that answers its SDP: our
-            // answer, or on an anchored call our offer cut to its answer (`Call::agree`: the
-            // codecs it took, no more, as an answer must).
+            // §8), answered with what we sent it last, when that was our answer.
             Method::Invite => self.sdp[side].as_ref().is_some_and(|seen| {
-                let answers = seen.sent.as_ref().is_some_and(|s| s.2)
-                    || (self.media.is_some() && seen.uncut.is_some());
-                answers
+                seen.sent.as_ref().is_some_and(|s| s.2)
                     && seen.received_origin.is_some()
                     && seen.received_origin
                         == sdp_origin(req.header(&Hdr::CONTENT_TYPE).as_deref(), req.body())
