@@ -26,7 +26,7 @@ pub fn agreed(
 }
 
 /// One `m=` line read: its port field, transport, and formats.
-struct Media<'a> {
+pub(super) struct Media<'a> {
     media: &'a [u8],
     port: &'a [u8],
     proto: &'a [u8],
@@ -34,7 +34,7 @@ struct Media<'a> {
 }
 
 impl<'a> Media<'a> {
-    fn read(line: &Line<'a>) -> Option<Media<'a>> {
+    pub(super) fn read(line: &Line<'a>) -> Option<Media<'a>> {
         let text: &'a [u8] = line.text;
         // Split as anchoring splits it, whatever runs of spaces part the fields.
         let (media, port, rest) = super::anchor::m_fields(text.strip_prefix(b"m=")?)?;
@@ -52,7 +52,7 @@ impl<'a> Media<'a> {
 
     /// Port 0 as anchoring reads it (`00` and `+0` are 0 there too): a stream anchoring
     /// refused and gave no ports must not be agreed as live.
-    fn refused(&self) -> bool {
+    pub(super) fn refused(&self) -> bool {
         let port = self.port.split(|&b| b == b'/').next().unwrap_or_default();
         std::str::from_utf8(port)
             .ok()
@@ -83,13 +83,13 @@ impl<'a> Media<'a> {
 }
 
 /// A media section: its `m=` line and the lines after it.
-struct Section<'a> {
-    m: Line<'a>,
-    rest: Vec<Line<'a>>,
+pub(super) struct Section<'a> {
+    pub m: Line<'a>,
+    pub rest: Vec<Line<'a>>,
 }
 
 /// A payload type's encoding: its name, lowercase, and clock rate.
-type Encoding = (Vec<u8>, Vec<u8>);
+pub(super) type Encoding = (Vec<u8>, Vec<u8>);
 
 /// Formats an `m=` line may list for its section to be cut: RTP has 128 payload types. More
 /// is no real peer's SDP, and each format is looked up in the other SDP.
@@ -100,7 +100,7 @@ impl<'a> Section<'a> {
     /// name, lowercase, and clock rate; the channel count aside (`opus/48000` and
     /// `opus/48000/2` are one). Read in one pass: a lookup per format, each scanning every
     /// line, took a peer's SDP of thousands of formats and lines seconds of the call thread.
-    fn encodings(&self) -> HashMap<&'a [u8], Encoding> {
+    pub(super) fn encodings(&self) -> HashMap<&'a [u8], Encoding> {
         let mut map = HashMap::new();
         for l in &self.rest {
             let Some(v) = l.value(b"a=rtpmap:") else {
@@ -142,7 +142,7 @@ fn is_media(encodings: &HashMap<&[u8], Encoding>, pt: &[u8]) -> bool {
 }
 
 /// The session-level lines, then each media section.
-fn sections(sdp: &[u8]) -> (Vec<Line<'_>>, Vec<Section<'_>>) {
+pub(super) fn sections(sdp: &[u8]) -> (Vec<Line<'_>>, Vec<Section<'_>>) {
     let mut head = Vec::new();
     let mut media: Vec<Section<'_>> = Vec::new();
     for l in lines(sdp) {

@@ -4,70 +4,63 @@
 //! its payload type numbers stand for (`a=rtpmap`). Its addresses are none of them: the
 //! relay follows those, and the other leg never sees them.
 
-use super::{lines, sdp_of};
+use super::agreed::{Encoding, Media, sections};
+use super::{Line, sdp_of};
 
 /// One media section's terms, the session level's fingerprint and role folded in.
 #[derive(Debug, Default, Clone)]
 struct Section {
-    /// At port 0: no media flows, whatever its terms (every stream of an answer the gateway
-    /// could not anchor is).
+    /// At port 0 (or an `m=` line past reading): no media flows, whatever its terms (every
+    /// stream of an answer the gateway could not anchor is).
     refused: bool,
     crypto: Vec<Vec<u8>>,
     fingerprints: Vec<Vec<u8>>,
     setup: Option<Vec<u8>>,
-    /// (payload type, encoding as `a=rtpmap` names it, lower case).
-    payloads: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Payload type and its encoding (name and clock rate, as `sdp::agreed` reads them:
+    /// the channel count aside).
+    payloads: Vec<(Vec<u8>, Encoding)>,
 }
 
 /// The terms of one SDP, per media section.
 #[derive(Debug, Default)]
 pub struct Terms(Vec<Section>);
 
+/// The keys, certificates and role among `lines`.
+fn keys(lines: &[Line<'_>]) -> Section {
+    let mut s = Section::default();
+    for l in lines {
+        if let Some(v) = l.value(b"a=crypto:") {
+            s.crypto.push(v.trim_ascii().to_vec());
+        } else if let Some(v) = l.value(b"a=fingerprint:") {
+            s.fingerprints.push(v.trim_ascii().to_ascii_lowercase());
+        } else if let Some(v) = l.value(b"a=setup:") {
+            s.setup = Some(v.trim_ascii().to_ascii_lowercase());
+        }
+    }
+    s
+}
+
 /// The terms of `body`'s SDP (the body, or its SDP part); `None` for a body without SDP.
 pub fn terms(ct: Option<&str>, body: &[u8]) -> Option<Terms> {
     let sdp = sdp_of(ct, body)?;
-    let mut session = Section::default();
-    let mut sections: Vec<Section> = Vec::new();
-    for l in lines(sdp) {
-        let text = l.text;
-        if text.starts_with(b"m=") {
-            let port = text.split(|&b| b == b' ').nth(1);
-            sections.push(Section {
-                refused: port.is_some_and(|p| p.split(|&b| b == b'/').next() == Some(b"0")),
-                ..Section::default()
-            });
-            continue;
-        }
-        let at = sections.last_mut().unwrap_or(&mut session);
-        if let Some(v) = l.value(b"a=crypto:") {
-            at.crypto.push(v.trim_ascii().to_vec());
-        } else if let Some(v) = l.value(b"a=fingerprint:") {
-            at.fingerprints.push(v.trim_ascii().to_ascii_lowercase());
-        } else if let Some(v) = l.value(b"a=setup:") {
-            at.setup = Some(v.trim_ascii().to_ascii_lowercase());
-        } else if let Some(v) = l.value(b"a=rtpmap:") {
-            let mut parts = v.trim_ascii().splitn(2, |&b| b == b' ');
-            if let (Some(pt), Some(enc)) = (parts.next(), parts.next()) {
-                let enc = enc.trim_ascii().to_ascii_lowercase();
-                // One channel may go unsaid (RFC 8866 §6.6): `AMR-WB/16000/1` is `AMR-WB/16000`.
-                let enc = match enc.strip_suffix(b"/1") {
-                    Some(one) if one.iter().filter(|&&b| b == b'/').count() == 1 => one.to_vec(),
-                    _ => enc,
-                };
-                at.payloads.push((pt.to_vec(), enc));
-            }
-        }
-    }
-    // The session's role and certificates stand for a section without its own.
-    for s in &mut sections {
+    let (head, media) = sections(sdp);
+    let session = keys(&head);
+    let sections = media.iter().map(|m| {
+        let mut s = keys(&m.rest);
+        s.refused = Media::read(&m.m).is_none_or(|m| m.refused());
+        // The session's role and certificates stand for a section without its own.
         if s.fingerprints.is_empty() {
             s.fingerprints.clone_from(&session.fingerprints);
         }
         if s.setup.is_none() {
             s.setup.clone_from(&session.setup);
         }
-    }
-    Some(Terms(sections))
+        s.payloads = (m.encodings().into_iter())
+            .map(|(pt, enc)| (pt.to_vec(), enc))
+            .collect();
+        s
+    });
+    Some(Terms(sections.collect()))
 }
 
 impl Terms {
@@ -164,8 +157,9 @@ mod tests {
         assert!(!dtls("EF:01", "active").moved_from(&own));
     }
 
-    /// The same certificate under one more hash, a lone channel said or not, or a section
-    /// at port 0 (an answer the gateway could not anchor has all of them): not moved.
+    /// The same certificate under one more hash, a channel count said or not, or a section
+    /// at port 0 however written (an answer the gateway could not anchor has all of them):
+    /// not moved.
     #[test]
     fn what_says_the_same_or_carries_nothing_has_not_moved() {
         let fp = |lines: &str| t(&format!("m=audio 4000 UDP/TLS/RTP/SAVP 0\r\n{lines}"));
@@ -175,11 +169,14 @@ mod tests {
         let amr = |enc: &str| t(&format!("m=audio 4000 RTP/AVP 97\r\na=rtpmap:97 {enc}\r\n"));
         assert!(!amr("AMR-WB/16000/1").moved_from(&amr("AMR-WB/16000")));
         assert!(!amr("AMR-WB/16000").moved_from(&amr("AMR-WB/16000/1")));
-        assert!(amr("opus/48000/2").moved_from(&amr("opus/48000")));
-        let refused = SRTP
-            .replace("4000", "0")
-            .replace("inline:AAAA", "inline:BBBB");
-        assert!(!t(&refused).moved_from(&t(SRTP)));
+        assert!(!amr("opus/48000/2").moved_from(&amr("opus/48000")));
+        assert!(amr("opus/16000").moved_from(&amr("opus/48000")));
+        for port in ["0", "00", "+0"] {
+            let refused = SRTP
+                .replace("4000", port)
+                .replace("inline:AAAA", "inline:BBBB");
+            assert!(!t(&refused).moved_from(&t(SRTP)), "{port}");
+        }
     }
 
     #[test]
