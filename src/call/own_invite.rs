@@ -67,6 +67,12 @@ impl Call {
         }) {
             self.note_sdp_sent(side, offer, offer_ct, false, None);
         }
+        // Our last answer there, offered again (a refresh): answered, it is our offer now, no
+        // answer to the peer's new SDP (which may have dropped some of its codecs), and a
+        // refresh of the peer's with that SDP is relayed, not answered here with it.
+        if let Some(sent) = self.sdp[side].as_mut().and_then(|s| s.sent.as_mut()) {
+            sent.2 = false;
+        }
         self.offered_toward(side, offer, offer_ct);
         self.note_sdp_received(side, resp.body(), ct.as_deref());
         self.agree(side, resp.body(), ct.as_deref());

@@ -1574,3 +1574,54 @@ fn a_late_answer_shaped_for_its_peer_is_offered_again_at_its_own_version() {
     assert_eq!(origin_version(refresh.body()), origin_version(ack.body()));
     assert_eq!(refresh.body(), ack.body(), "the same session, as sent");
 }
+
+/// Our refresh offers the carrier our last answer to it (B: PCMU and PCMA, the phone's
+/// answer to the carrier's re-INVITE); the carrier answers with a new version taking PCMA
+/// alone. That exchange made B our offer: the carrier's next refresh re-INVITE, its SDP
+/// unchanged, is relayed to the phone, not answered here with B, which lists a codec the
+/// carrier's SDP dropped (no valid answer to it). Before, it was answered here with B.
+#[test]
+fn after_our_refresh_offered_our_answer_the_peers_new_sdp_is_not_answered_with_it() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+            p.anchor = true;
+        }
+    }));
+    let (inv, _ok) = call_with(&mut h, "", &[]);
+    let two = SDP.replace("o=- 1 1", "o=- 1 2").replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        "RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n",
+    );
+    let from_carrier = |cseq: u32, branch: &str, sdp: &str, se: &str| {
+        with_headers(
+            &from_carrier_in(&inv, "INVITE", "carrier1", cseq, branch, sdp),
+            &format!("Session-Expires: 300;refresher={se}\r\n"),
+        )
+    };
+    // The carrier offers both codecs; we refresh it from now on (refresher=uas: us).
+    h.recv(CARRIER_A, &from_carrier(2, "z9hG4bKc2", &two, "uas"));
+    let re = h.one_request(PHONE, Method::Invite);
+    h.recv_msg(PHONE, reply(&re, 200, "alice1", &[], Some(&two)));
+    h.response_with(CARRIER_A, 200, "our answer, both codecs");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "ACK", "carrier1", 2, "z9hG4bKc2a", ""),
+    );
+    h.take(PHONE);
+    h.advance(Duration::from_millis(150_200));
+    let refresh = h.one_request(CARRIER_A, Method::Invite);
+    assert!(String::from_utf8_lossy(refresh.body()).contains("RTP/AVP 0 8\r\n"));
+    let pcma = SDP.replace("o=- 1 1", "o=- 1 3").replace(
+        "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
+        "RTP/AVP 8\r\na=rtpmap:8 PCMA/8000",
+    );
+    answer_refresh(&mut h, &refresh, &pcma);
+    h.take_requests(CARRIER_A, Method::Ack);
+    h.recv(CARRIER_A, &from_carrier(3, "z9hG4bKc3", &pcma, "uac"));
+    assert!(
+        !h.statuses(CARRIER_A).contains(&200),
+        "not answered here with both codecs"
+    );
+    assert_eq!(h.take_requests(PHONE, Method::Invite).len(), 1, "relayed");
+}
