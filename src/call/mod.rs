@@ -168,6 +168,9 @@ pub enum Input {
     /// request has been answered (a 100 Trying will do), it is taken as not delivered, a
     /// transport error (RFC 3261 §17.1.4), so a call fails over at once.
     ConnectionLost(TxnId),
+    /// A TCP connection the gateway opened to this address closed: a registration over it
+    /// renews its binding on a new one.
+    TcpClosed(std::net::SocketAddr),
     /// No RTP flowed for a call's media timeout.
     MediaTimeout(CallRef),
     /// A call's media relay could not open its sockets or stopped: the call cannot carry

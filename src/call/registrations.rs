@@ -208,6 +208,17 @@ impl Registrations {
         }
     }
 
+    /// A TCP connection the gateway opened to `addr` closed: a registration over it that is
+    /// registered renews its binding soon, on a new connection.
+    pub fn connection_closed(&mut self, addr: std::net::SocketAddr, now: Instant) {
+        for e in self.regs.iter_mut().filter(|e| !e.removes) {
+            let t = e.params.target;
+            if t.transport == crate::sip::Transport::Tcp && t.addr == addr {
+                e.reg.connection_closed(now);
+            }
+        }
+    }
+
     /// REGISTER transaction `id` timed out or could not be sent.
     pub fn on_failure(&mut self, env: &mut Env, now: Instant, id: TxnId, timeout: bool) {
         let _zone = process_zone();

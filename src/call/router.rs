@@ -292,6 +292,7 @@ impl B2bua {
                     .txn
                     .on_connection_lost(id, now, &mut self.env.txn_out)
             }
+            Input::TcpClosed(addr) => self.registrations.connection_closed(addr, now),
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),
             Input::MediaFailed(r) => self.with_call(r, now, |c, cx| c.on_media_failure(cx)),
             Input::MediaPortHeld(port) => self.port_held(port),

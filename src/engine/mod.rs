@@ -396,12 +396,8 @@ impl Shell {
                 }
             }
             Event::TcpDown { conn } => {
-                let (failed, lost) = self.tcp.down(conn);
-                for id in failed {
-                    self.core.handle_input(now, Input::SendFailed(id));
-                }
-                for id in lost {
-                    self.core.handle_input(now, Input::ConnectionLost(id));
+                for input in self.tcp.down(conn).inputs() {
+                    self.core.handle_input(now, input);
                 }
             }
         }

@@ -181,3 +181,31 @@ pub(super) fn sent_at(deadline: Instant, now: Instant) -> Instant {
         .unwrap_or(now)
         .min(now)
 }
+
+/// After its TCP connection closed, a registered binding is renewed within this (drawn
+/// from a second up to it): soon, but the registrations on a registrar that restarted do
+/// not all come back in the same instant.
+pub const RECONNECT_WITHIN: Duration = Duration::from_secs(5);
+
+impl Registration {
+    /// Its TCP connection closed while it was registered (the registrar closed it, or it
+    /// broke): a registrar that reaches the gateway over it (behind NAT) can reach it no
+    /// more until the next REGISTER, which goes within [`RECONNECT_WITHIN`] on a new
+    /// connection, not at its refresh time.
+    pub fn connection_closed(&mut self, now: Instant) {
+        let State::Waiting { at } = self.state else {
+            return;
+        };
+        if !self.is_up() {
+            return;
+        }
+        let wait = match self.jitter {
+            true => Duration::from_millis(self.rng.random_range(1000..=5000)),
+            false => RECONNECT_WITHIN,
+        };
+        let soon = later(now, wait.min(RECONNECT_WITHIN));
+        if soon < at {
+            self.state = State::Waiting { at: soon };
+        }
+    }
+}

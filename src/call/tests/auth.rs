@@ -371,6 +371,32 @@ fn at_shutdown_an_unanswered_register_is_given_up_for_the_removal() {
     assert!(!h.core.busy());
 }
 
+/// The TCP connection a registered binding rides on closes (the registrar closed it, or it
+/// broke): a registrar reaching a gateway behind NAT over it could not until the next
+/// refresh, so the binding is renewed within 5 s on a new connection. Before, it waited for
+/// its refresh (some 45 minutes of a 3600 s grant). A connection to another address, or one
+/// closing while the registration is not up, changes nothing.
+#[test]
+fn a_registered_bindings_tcp_connection_closing_renews_it_soon() {
+    let mut h = H::with(registering_over_tcp());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 3600));
+    let other: std::net::SocketAddr = CARRIER_B.parse().expect("an address");
+    h.input(Input::TcpClosed(other));
+    h.advance(Duration::from_secs(6));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.input(Input::TcpClosed(CARRIER_A.parse().expect("an address")));
+    h.advance(Duration::from_secs(6));
+    let again = h.one_request(CARRIER_A, Method::Register);
+    assert_eq!(
+        again.call_id(),
+        reg.call_id(),
+        "the same registration, refreshed"
+    );
+    assert_ne!(again.cseq(), reg.cseq());
+}
+
 /// A REGISTER whose TCP connection closed after it was written, before any answer, may
 /// have bound: at shutdown its binding is removed (`Expires: 0`). One that could not be sent
 /// at all bound nothing, and shutdown sends nothing. Before, both were taken for unsent.

@@ -394,18 +394,21 @@ impl Registry {
     }
 
     /// A connection closed (or never opened). Returns the transactions that were waiting
-    /// for it to open (their messages never went: failed), and those of the latest requests
+    /// for it to open (their messages never went: failed), those of the latest requests
     /// of ours sent on it (lost with it unless already answered: a peer reset, a standby
     /// that took over the peer's address and resets what it never accepted, our writer
-    /// giving up). Without them a request lost with its connection waited for Timer B or F
-    /// before the call failed over.
-    pub(in crate::engine) fn down(&mut self, conn: ConnId) -> (Vec<TxnId>, Vec<TxnId>) {
-        self.ours.remove(&conn);
+    /// giving up), and, for one we opened that was the one to its address, that address
+    /// (a registration over it renews its binding). Without them a request lost with its
+    /// connection waited for Timer B or F before the call failed over.
+    pub(in crate::engine) fn down(&mut self, conn: ConnId) -> Down {
+        let ours = self.ours.remove(&conn);
         let lost = self.sent.remove(&conn).map(Vec::from).unwrap_or_default();
+        let mut closed = None;
         if let Some((peer, _)) = self.conns.remove(&conn)
             && self.by_addr.get(&peer) == Some(&conn)
         {
             self.by_addr.remove(&peer);
+            closed = ours.then_some(peer);
         }
         let waiting: Option<SocketAddr> = self
             .connecting
@@ -422,6 +425,28 @@ impl Registry {
         crate::maps::shrink_if_sparse(&mut self.by_addr);
         crate::maps::shrink_if_sparse(&mut self.connecting);
         crate::maps::shrink_if_sparse(&mut self.sent);
-        (failed, lost)
+        Down {
+            failed,
+            lost,
+            closed,
+        }
+    }
+}
+
+/// What a connection's end tells the core ([`Registry::down`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(in crate::engine) struct Down {
+    pub failed: Vec<TxnId>,
+    pub lost: Vec<TxnId>,
+    pub closed: Option<SocketAddr>,
+}
+
+impl Down {
+    /// The core's inputs: the failed, then the lost, then the address closed.
+    pub(in crate::engine) fn inputs(self) -> impl Iterator<Item = crate::call::Input> {
+        use crate::call::Input;
+        (self.failed.into_iter().map(Input::SendFailed))
+            .chain(self.lost.into_iter().map(Input::ConnectionLost))
+            .chain(self.closed.map(Input::TcpClosed))
     }
 }

@@ -6,6 +6,7 @@ use super::*;
 use crate::config::Protect;
 use crate::engine::inbox::FRESH;
 use crate::txn::TxnId;
+use registry::Down;
 use writer::{ALL_WRITES_BUDGET, SharedBudget, WRITE_QUEUE};
 
 fn request(method: &str, to_tag: &str, branch: &str) -> String {
@@ -694,15 +695,19 @@ async fn a_connection_that_dies_reports_the_requests_sent_on_it() {
     // without a reset left the older ones to their Timer B).
     let ended: std::collections::HashSet<TxnId> = ids[..100].iter().copied().collect();
     reg.forget_ended(|t| !ended.contains(&t));
-    let (failed, lost) = reg.down(ConnId(1));
-    assert!(failed.is_empty());
-    assert_eq!(lost, ids[100..].to_vec(), "those still going, no response");
+    let down = reg.down(ConnId(1));
+    assert!(down.failed.is_empty());
+    assert_eq!(
+        down.lost,
+        ids[100..].to_vec(),
+        "those still going, no response"
+    );
     // Closed by us: nothing to report.
     let (tx, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
     reg.up(ConnId(2), peer, tx);
     reg.send(target, request, Some(TxnId::for_tests(1)));
     reg.close(ConnId(2));
-    assert_eq!(reg.down(ConnId(2)), (Vec::new(), Vec::new()));
+    assert_eq!(reg.down(ConnId(2)), Down::default());
 }
 
 /// A provisional response that finds its connection backed up (here the budget all peers
@@ -841,6 +846,10 @@ async fn the_connections_calls_send_on_are_kept_however_quiet() {
         "the connection opened back to the host"
     );
     assert!(!w_other.wrote_lately(), "no call toward that host");
+    // Its end names the address of a connection we opened (a registration over it renews
+    // its binding), not of one a peer opened.
+    assert_eq!(reg.down(ConnId(6)).closed, Some(other));
+    assert_eq!(reg.down(ConnId(2)).closed, None);
 }
 
 /// A connection's reader that panics (a defect) while accepted work is full still tells the
