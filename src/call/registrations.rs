@@ -26,7 +26,15 @@ struct Entry {
     /// Its contact is a front's address (`[sip] front` when it was made): the binding is
     /// every instance's, and this one never removes it.
     shared: bool,
+    /// When a connection's close last had its binding renewed (at most one each
+    /// [`RENEW_ON_CLOSE_EVERY`]).
+    renewed_on_close: Option<Instant>,
 }
+
+/// A registrar that closes its TCP connections after each transaction (RFC 3261 §18 asks
+/// it to keep them) would have a binding renewed on every close, every few seconds: at most
+/// once each this long.
+const RENEW_ON_CLOSE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Every registration, and the REGISTER transactions in flight.
 #[derive(Debug, Default)]
@@ -115,6 +123,7 @@ impl Registrations {
                 creds,
                 removes: false,
                 shared: cfg.front.is_some(),
+                renewed_on_close: None,
             });
         }
         self.flush(env, now);
@@ -209,12 +218,19 @@ impl Registrations {
     }
 
     /// A TCP connection the gateway opened to `addr` closed: a registration over it that is
-    /// registered renews its binding soon, on a new connection.
+    /// registered renews its binding soon, on a new connection (once each
+    /// [`RENEW_ON_CLOSE_EVERY`]).
     pub fn connection_closed(&mut self, addr: std::net::SocketAddr, now: Instant) {
         for e in self.regs.iter_mut().filter(|e| !e.removes) {
             let t = e.params.target;
-            if t.transport == crate::sip::Transport::Tcp && t.addr == addr {
-                e.reg.connection_closed(now);
+            let rested = (e.renewed_on_close)
+                .is_none_or(|at| now.saturating_duration_since(at) >= RENEW_ON_CLOSE_EVERY);
+            if t.transport == crate::sip::Transport::Tcp
+                && t.addr == addr
+                && rested
+                && e.reg.connection_closed(now)
+            {
+                e.renewed_on_close = Some(now);
             }
         }
     }

@@ -191,13 +191,13 @@ impl Registration {
     /// Its TCP connection closed while it was registered (the registrar closed it, or it
     /// broke): a registrar that reaches the gateway over it (behind NAT) can reach it no
     /// more until the next REGISTER, which goes within [`RECONNECT_WITHIN`] on a new
-    /// connection, not at its refresh time.
-    pub fn connection_closed(&mut self, now: Instant) {
+    /// connection, not at its refresh time. True when it moved the REGISTER so.
+    pub fn connection_closed(&mut self, now: Instant) -> bool {
         let State::Waiting { at } = self.state else {
-            return;
+            return false;
         };
         if !self.is_up() {
-            return;
+            return false;
         }
         let wait = match self.jitter {
             true => Duration::from_millis(self.rng.random_range(1000..=5000)),
@@ -207,5 +207,6 @@ impl Registration {
         if soon < at {
             self.state = State::Waiting { at: soon };
         }
+        soon < at
     }
 }

@@ -395,6 +395,16 @@ fn a_registered_bindings_tcp_connection_closing_renews_it_soon() {
         "the same registration, refreshed"
     );
     assert_ne!(again.cseq(), reg.cseq());
+    // A registrar that closes after every transaction: the next close within 5 minutes
+    // waits for the refresh; one after them renews again.
+    h.recv_msg(CARRIER_A, registrar_ok(&again, 3600));
+    h.input(Input::TcpClosed(CARRIER_A.parse().expect("an address")));
+    h.advance(Duration::from_secs(6));
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    h.advance(Duration::from_secs(300));
+    h.input(Input::TcpClosed(CARRIER_A.parse().expect("an address")));
+    h.advance(Duration::from_secs(6));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Register).len(), 1);
 }
 
 /// A REGISTER whose TCP connection closed after it was written, before any answer, may
