@@ -165,10 +165,15 @@ impl Call {
             }
             Method::Invite | Method::Update if self.on_session_request(cx, side, id, &req) => {}
             // Asked whether the gateway has this dialog (the peer's own probe) or what it
-            // takes: while the far leg is watched (`Call::watched`) the gateway answers for
-            // its own leg (RFC 3261 §11.2). Relayed, the answer would wait on the far peer:
-            // one that ignores OPTIONS would make this peer think the call gone.
-            Method::Options if self.watched(side.other()) => {
+            // takes: while the far leg is watched (`Call::watched`), or its peer takes no
+            // OPTIONS (its `allow`, or its own Allow), the gateway answers for its own leg
+            // (RFC 3261 §11.2). Relayed, the answer would wait on the far peer: one that
+            // ignores OPTIONS would make this peer think the call gone, and its silence
+            // would release the call.
+            Method::Options
+                if self.watched(side.other())
+                    || !self.peer_takes(side.other(), &Method::Options) =>
+            {
                 let allow = self.allow_toward(side);
                 let mut extra = vec![(Hdr::ALLOW, allow), (Hdr::ACCEPT, ACCEPT)];
                 let supported = self.profile(side).and_then(|p| admission::supported_for(p));

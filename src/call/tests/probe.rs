@@ -350,3 +350,32 @@ fn a_peers_options_within_the_call_is_answered_here_while_the_far_leg_is_watched
         }
     }
 }
+
+/// Toward a far peer that takes no OPTIONS (its profile's `allow` leaves it out), a peer's
+/// own OPTIONS within the call is answered here too, though nobody watches the far leg:
+/// relayed, a PBX that drops OPTIONS would have let Timer F release a healthy call. Before,
+/// it was relayed.
+#[test]
+fn a_peers_options_toward_a_peer_that_takes_none_is_answered_here() {
+    let mut h = H::with(config_with(|name, p| {
+        if name == "pbx" {
+            p.allow = Some(
+                ["INVITE", "ACK", "BYE", "CANCEL"]
+                    .map(String::from)
+                    .to_vec(),
+            );
+        }
+    }));
+    let (inv, _) = answered_call(&mut h);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "OPTIONS", "carrier1", 2, "z9hG4bKcopt2", ""),
+    );
+    assert!(
+        h.take_requests(PHONE, Method::Options).is_empty(),
+        "not relayed"
+    );
+    assert_eq!(h.statuses(CARRIER_A), [200]);
+    h.advance(Duration::from_secs(40));
+    assert!(h.cdrs.is_empty(), "the call goes on");
+}
