@@ -120,6 +120,10 @@ pub enum ReferError {
     Missing,
     #[error("the transfer target is not a telephone number")]
     NotANumber,
+    /// `;method=BYE` (a conference focus asking a participant to leave, RFC 4579): made an
+    /// INVITE to the number, it would place a call.
+    #[error("the transfer target asks for another method than INVITE")]
+    NotAnInvite,
 }
 
 /// The `Refer-To` toward the transferee for the referrer's `value`: the target's number at
@@ -155,6 +159,11 @@ pub fn refer_target(
     };
     // Embedded headers first: `sip:100@pbx?Replaces=…` is not a number URI otherwise.
     let uri = uri.split('?').next().unwrap_or_default().trim();
+    let method = (uri.split(';').skip(1).filter_map(|p| p.split_once('=')))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("method"));
+    if method.is_some_and(|(_, m)| !m.trim().eq_ignore_ascii_case("INVITE")) {
+        return Err(ReferError::NotAnInvite);
+    }
     let read = dialled_number(uri).ok_or(ReferError::NotANumber)?;
     let reading = UriPolicy {
         places: places.clone(),
@@ -402,6 +411,23 @@ mod tests {
         assert_eq!(
             refer_to_via_gateway(v, "gw", false).unwrap(),
             "<sip:2001@gw>"
+        );
+    }
+
+    /// A target asking for another method (`;method=BYE`: a conference focus asking a
+    /// participant to leave) is refused, not made a call to the number; `method=INVITE` is
+    /// an INVITE. Before, the parameter was dropped and the transferee placed a call.
+    #[test]
+    fn a_target_asking_for_another_method_is_refused() {
+        let bye = "<sip:+4930123@carrier.example;method=BYE>";
+        assert_eq!(
+            refer_to_via_gateway(bye, "gw", false),
+            Err(ReferError::NotAnInvite)
+        );
+        let invite = "<sip:+4930123@carrier.example;METHOD=invite>";
+        assert_eq!(
+            refer_to_via_gateway(invite, "gw", false).unwrap(),
+            "<sip:+4930123@gw>"
         );
     }
 
