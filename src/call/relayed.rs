@@ -160,15 +160,17 @@ impl Call {
             };
             return self.relayed.push((txn, again));
         }
-        // A peer that refuses a relayed UPDATE as a method (its `Allow` said otherwise, or
-        // nothing) takes it no more: the next offer toward it goes as a re-INVITE, a
-        // bodiless one is answered here, as toward any peer that takes no UPDATE.
+        // A peer that refuses a relayed UPDATE or INFO as a method (its `Allow` said
+        // otherwise, or nothing) takes it no more: the next offer toward it goes as a
+        // re-INVITE, a bodiless UPDATE is answered here, and so is the next INFO, as toward
+        // any peer that takes none (and the Allow its sender is given leaves it out).
+        let method = rel.sent.method();
         if final_
             && matches!(status, 405 | 501)
-            && rel.sent.method() == Method::Update
+            && matches!(method, Method::Update | Method::Info)
             && let Some(leg) = self.dialog_mut(far)
         {
-            leg.peer_refuses("UPDATE");
+            leg.peer_refuses(method.as_str());
         }
         if final_ && !resp.is_success() {
             self.offer_not_taken(cx, &rel);

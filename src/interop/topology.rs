@@ -58,8 +58,8 @@ pub static PER_LEG_HEADERS: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         Hdr::named("Call-Info"),
         Hdr::named("Alert-Info"),
         Hdr::named("Error-Info"),
-        // Transfers are not relayed (REFER gets 403); their headers carry the other leg's
-        // URIs.
+        // A transfer's headers carry the other leg's URIs: a relayed REFER gets a Refer-To
+        // of the gateway's (`interop::transfer`), and Referred-By only from a trusted peer.
         Hdr::named("Refer-To"),
         Hdr::named("Referred-By"),
         // They name the other leg's dialog (its Call-ID and tags), which this leg's peer

@@ -747,6 +747,28 @@ fn an_info_with_a_digit_toward_a_peer_that_takes_no_info_is_refused() {
     assert!(h.take(CARRIER_A).is_empty());
 }
 
+/// A relayed INFO the far peer refuses as a method (405): the sender gets the 405, and the
+/// next INFO toward that peer is answered here (501 for a digit), not relayed to be refused
+/// again. Before, every DTMF INFO went to the carrier and came back 405. (The gateway's
+/// Allow still lists INFO: it takes one, a keep-alive, itself.)
+#[test]
+fn a_peer_that_refuses_a_relayed_info_is_sent_none_after() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let digit = |cseq: u32, branch: &str| {
+        from_phone("INFO", &tag, cseq, branch, "Signal=5\r\nDuration=160\r\n")
+            .replace("application/sdp", "application/dtmf-relay")
+    };
+    h.recv(PHONE, &digit(2, "z9hG4bKin1"));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    h.recv_msg(CARRIER_A, reply(&info, 405, "carrier1", &[], None));
+    h.response_with(PHONE, 405, "relayed");
+    h.recv(PHONE, &digit(3, "z9hG4bKin2"));
+    assert_eq!(h.statuses(PHONE), [501]);
+    assert!(h.take_requests(CARRIER_A, Method::Info).is_empty());
+}
+
 /// A relayed request that could not be sent to the far leg (a transport error) is a 503
 /// to its sender (RFC 3261 §8.1.3.1), which ends no dialog (RFC 5057 §5.1): the call goes
 /// on. Before, the sender got 408 (which ends its dialog) and the call was released
