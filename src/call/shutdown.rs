@@ -36,6 +36,11 @@ impl B2bua {
         self.hang_up_faults < MAX_HANG_UP_FAULTS && !self.calls.is_empty()
     }
 
+    /// The stop's hang-up gave up on the calls left (its turns kept panicking).
+    pub fn hang_up_gave_up(&self) -> bool {
+        self.hang_up_faults >= MAX_HANG_UP_FAULTS
+    }
+
     fn hang_up_turn(&mut self, now: Instant, n: usize) -> bool {
         #[cfg(test)]
         super::router::fault::test_fault::strike(super::router::FaultPlace::Core);

@@ -232,10 +232,10 @@ impl Shell {
             Some(n) => (self.core.hang_up_some(now, n), now),
             None => (true, since),
         };
-        // Done, or given up (its turns kept panicking: a defect): calls still up end with
-        // the process, with no BYE and no CDR, which the exit must not hide.
+        // Given up (its turns kept panicking: a defect): calls still up end with the
+        // process, with no BYE and no CDR, which the exit must not hide.
         let left = self.core.active_calls();
-        if !more && left > 0 {
+        if !more && left > 0 && self.core.hang_up_gave_up() {
             tracing::error!(
                 calls = left,
                 "the stop's hang-up gave up (a defect, see the faults logged): these calls end with the process, without BYE or CDR"
