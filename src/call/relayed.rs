@@ -163,7 +163,7 @@ impl Call {
         // A peer that refuses a relayed UPDATE or INFO as a method (its `Allow` said
         // otherwise, or nothing) takes it no more: the next offer toward it goes as a
         // re-INVITE, a bodiless UPDATE is answered here, and so is the next INFO, as toward
-        // any peer that takes none (and the Allow its sender is given leaves it out).
+        // any peer that takes none.
         let method = rel.sent.method();
         if final_
             && matches!(status, 405 | 501)
