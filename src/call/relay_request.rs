@@ -8,7 +8,9 @@ use super::Side;
 use super::anchor;
 use super::cx::Cx;
 use super::prack_offer::PRACK_OFFER_WAIT_T1;
-use super::state::{Call, MAX_RELAYED, Relayed, RelayedRefer, Standing, TxnRole};
+use super::state::{
+    Call, MAX_RELAYED, RELAYED_FOR_SESSIONS, Relayed, RelayedRefer, Standing, TxnRole,
+};
 use super::timers::CallTimer;
 use crate::interop::egress::{copy_end_to_end, identity_header, shaped_body};
 use crate::interop::transfer::{ReferError, refer_event_naming, refer_target};
@@ -130,7 +132,9 @@ impl Call {
         if matches!(req.max_forwards(), Some(Ok(0))) {
             return self.refuse_relay(cx, id, &req, 483, "Too Many Hops", &[]);
         }
-        if self.relayed.len() >= MAX_RELAYED {
+        let session = matches!(method, Method::Invite | Method::Update | Method::Prack);
+        let room = MAX_RELAYED - if session { 0 } else { RELAYED_FOR_SESSIONS };
+        if self.relayed.len() >= room {
             let retry = [(Hdr::RETRY_AFTER, "1")];
             return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &retry);
         }

@@ -69,6 +69,11 @@ static SETTLED: std::sync::LazyLock<Option<Arc<Request>>> = std::sync::LazyLock:
 /// §14.1 allows one INVITE at a time anyway): a peer cannot grow a call without bound.
 pub const MAX_RELAYED: usize = 8;
 
+/// Of those, the last this many are for what changes or refreshes the session (re-INVITE,
+/// UPDATE, a PRACK's offer): a burst of INFOs or NOTIFYs cannot have a hold or a session
+/// refresh refused.
+pub const RELAYED_FOR_SESSIONS: usize = 2;
+
 /// The caller's INVITE and its server transaction.
 #[derive(Debug)]
 pub struct CallerInvite {

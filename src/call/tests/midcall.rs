@@ -2189,3 +2189,29 @@ fn a_callees_user_privacy_keeps_its_organization_from_the_caller() {
     let ok = h.response_with(PHONE, 200, "answered");
     assert!(!ok.has_header(&Hdr::named("Organization")), "{ok:?}");
 }
+
+/// Six INFOs waiting on the far peer take every relay slot an INFO may; the seventh gets
+/// `500 Retry-After: 1`, but a re-INVITE (a hold, a session refresh) still goes: two of the
+/// eight slots are kept for what changes or refreshes the session. Before, a burst of INFOs
+/// could have a hold refused.
+#[test]
+fn a_burst_of_infos_leaves_room_for_a_reinvite() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    for cseq in 2..=7 {
+        let branch = format!("z9hG4bKib{cseq}");
+        h.recv(PHONE, &from_phone("INFO", &tag, cseq, &branch, ""));
+    }
+    assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 6);
+    h.recv(PHONE, &from_phone("INFO", &tag, 8, "z9hG4bKib8", ""));
+    let refused = h.response_with(PHONE, 500, "no slot for a seventh");
+    assert_eq!(refused.header(&Hdr::RETRY_AFTER).as_deref(), Some("1"));
+    let hold = SDP.replace("o=- 1 1", "o=- 1 2") + "a=sendonly\r\n";
+    h.recv(PHONE, &from_phone("INVITE", &tag, 9, "z9hG4bKih9", &hold));
+    assert_eq!(
+        h.take_requests(CARRIER_A, Method::Invite).len(),
+        1,
+        "the hold goes"
+    );
+}
