@@ -53,11 +53,6 @@ pub(super) fn unsupported_required(req: &Request, timers: bool) -> Option<Vec<St
         .then_some(unsupported)
 }
 
-/// Whether `req` requires the option tag `tag` (any case).
-pub(super) fn requires(req: &Request, tag: &str) -> bool {
-    (req.header_tokens(&Hdr::REQUIRE).iter()).any(|t| t.eq_ignore_ascii_case(tag))
-}
-
 /// A call to set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {

@@ -72,12 +72,6 @@ impl Call {
         // refresh that insists on it is a re-INVITE we relay, not one to refuse mid-call.
         let required = match req.method() {
             Method::Bye => Some(Vec::new()),
-            // RFC 4488's, passed on to the transferee (`relay_request`).
-            Method::Refer => super::admission::unsupported_required(&req, true).map(|tags| {
-                (tags.into_iter())
-                    .filter(|t| !t.eq_ignore_ascii_case("norefersub"))
-                    .collect()
-            }),
             _ => super::admission::unsupported_required(&req, true),
         };
         match required {

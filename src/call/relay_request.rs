@@ -169,12 +169,6 @@ impl Call {
                     if let Some(to) = refer_to {
                         out.push_header(&Hdr::named("Refer-To"), to)?;
                     }
-                    // A referrer that wants no subscription (`Refer-Sub: false`, which goes
-                    // end to end) and requires it be honoured (RFC 4488 §4): so does the
-                    // transferee, or it refuses (420).
-                    if super::admission::requires(&req, "norefersub") {
-                        out.push_header(&Hdr::REQUIRE, "norefersub")?;
-                    }
                     let by_hdr = Hdr::named("Referred-By");
                     // Who referred, as any identity: from a peer that is believed, and not
                     // to a peer outside the trust domain when the referrer is private.

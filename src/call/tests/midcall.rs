@@ -838,42 +838,6 @@ fn a_call_relays_so_many_refers_then_refuses_them() {
     assert!(h.take_requests(CARRIER_A, Method::Refer).is_empty());
 }
 
-/// A REFER that wants no subscription and requires that be honoured (`Refer-Sub: false`,
-/// `Require: norefersub`, RFC 4488) is relayed with both, so the transferee honours it or
-/// refuses it; a REFER requiring another unknown extension still gets 420. Before, the
-/// first got 420 at the gateway.
-#[test]
-fn a_refer_requiring_norefersub_is_relayed_requiring_it() {
-    let mut h = pbx_transferring(true);
-    let (_inv, ok) = answered_call(&mut h);
-    let tag = ok.to_tag().unwrap();
-    let with = |extra: &str, cseq: u32| {
-        phone_refer(
-            &tag,
-            cseq,
-            &format!("z9hG4bKns{cseq}"),
-            "<sip:+8610456@10.0.0.9>",
-        )
-        .replacen(
-            "Max-Forwards: 70\r\n",
-            &format!("Max-Forwards: 70\r\n{extra}"),
-            1,
-        )
-    };
-    h.recv(
-        PHONE,
-        &with("Refer-Sub: false\r\nRequire: norefersub\r\n", 2),
-    );
-    let out = h.one_request(CARRIER_A, Method::Refer);
-    assert_eq!(out.header(&Hdr::REQUIRE).as_deref(), Some("norefersub"));
-    assert_eq!(
-        out.header(&Hdr::named("Refer-Sub")).as_deref(),
-        Some("false")
-    );
-    h.recv(PHONE, &with("Require: foo\r\n", 3));
-    assert_eq!(h.statuses(PHONE), [420]);
-}
-
 /// The transferee's final report refused by the referrer for now (491) may be sent again:
 /// it is relayed again, named for the referrer's REFER, and only a final answer that takes
 /// it ends the subscription. Before, the subscription ended as the report went, and the
