@@ -105,19 +105,19 @@ pub fn allow_of(tokens: Vec<String>) -> Option<MethodSet> {
 
 impl Dialog {
     /// The peer answered `method` with 405 or 501: it takes it no more, whatever its
-    /// `Allow` said (or, without one, every other method still may be tried).
+    /// `Allow` said. Without one, its `Allow` stays unknown for every other method: made
+    /// up as "all but this", it would list UPDATE for a peer that never said it takes it.
     pub fn peer_refuses(&mut self, method: &str) {
-        let mut allows = self
-            .peer_allows
-            .unwrap_or_else(|| MethodSet::from_tokens(&METHODS));
-        allows.remove(method);
-        self.peer_allows = Some(allows);
+        if let Some(a) = self.peer_allows.as_mut() {
+            a.remove(method);
+        }
         self.peer_refused = self.peer_refused.union(method);
     }
 
-    /// Whether the peer may be sent `method` (unknown counts as yes).
+    /// Whether the peer may be sent `method` (unknown counts as yes; refused, no).
     pub fn peer_allows(&self, method: &Method) -> bool {
-        self.peer_allows.is_none_or(|a| a.contains(method.as_str()))
+        !self.peer_refused.contains(method.as_str())
+            && self.peer_allows.is_none_or(|a| a.contains(method.as_str()))
     }
 
     /// A new in-dialog request (BYE, re-INVITE, INFO, …) with the next local CSeq.

@@ -1625,3 +1625,30 @@ fn after_our_refresh_offered_our_answer_the_peers_new_sdp_is_not_answered_with_i
     );
     assert_eq!(h.take_requests(PHONE, Method::Invite).len(), 1, "relayed");
 }
+
+/// A carrier whose 200 listed no Allow refuses a relayed INFO (405): it is taken to refuse
+/// INFO, not to have listed every other method, so our refreshes stay re-INVITEs, not
+/// UPDATEs it never said it takes (one it ignored would end the call). Before, a refused
+/// INFO made up its Allow as "all but INFO".
+#[test]
+fn a_refused_info_does_not_make_the_refreshes_updates() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.session_timer = timers(TimerMode::Require, 300);
+        }
+    }));
+    let (_inv, ok) = call_with(&mut h, "", &[]);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKri1", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    h.recv_msg(CARRIER_A, reply(&info, 405, "carrier1", &[], None));
+    h.take(PHONE);
+    h.advance(Duration::from_millis(150_200));
+    let methods: Vec<Method> = (h.take(CARRIER_A).into_iter())
+        .filter_map(|m| match m {
+            Message::Request(r) => Some(r.method()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(methods, [Method::Invite], "a re-INVITE refresh, no UPDATE");
+}
