@@ -218,19 +218,20 @@ impl Registrations {
     }
 
     /// A TCP connection the gateway opened to `addr` closed: a registration over it that is
-    /// registered renews its binding soon, on a new connection (once each
-    /// [`RENEW_ON_CLOSE_EVERY`]).
+    /// registered renews its binding soon, on a new connection; [`RENEW_ON_CLOSE_EVERY`]
+    /// after the last such renewal at the soonest (put off, not dropped: with no
+    /// connection left, no later close would come to ask again).
     pub fn connection_closed(&mut self, addr: std::net::SocketAddr, now: Instant) {
         for e in self.regs.iter_mut().filter(|e| !e.removes) {
             let t = e.params.target;
+            if t.transport != crate::sip::Transport::Tcp || t.addr != addr {
+                continue;
+            }
             let rested = (e.renewed_on_close)
-                .is_none_or(|at| now.saturating_duration_since(at) >= RENEW_ON_CLOSE_EVERY);
-            if t.transport == crate::sip::Transport::Tcp
-                && t.addr == addr
-                && rested
-                && e.reg.connection_closed(now)
-            {
-                e.renewed_on_close = Some(now);
+                .and_then(|at| at.checked_add(RENEW_ON_CLOSE_EVERY))
+                .map_or(now, |at| at.max(now));
+            if let Some(at) = e.reg.connection_closed(rested) {
+                e.renewed_on_close = Some(at);
             }
         }
     }

@@ -190,23 +190,24 @@ pub const RECONNECT_WITHIN: Duration = Duration::from_secs(5);
 impl Registration {
     /// Its TCP connection closed while it was registered (the registrar closed it, or it
     /// broke): a registrar that reaches the gateway over it (behind NAT) can reach it no
-    /// more until the next REGISTER, which goes within [`RECONNECT_WITHIN`] on a new
-    /// connection, not at its refresh time. True when it moved the REGISTER so.
-    pub fn connection_closed(&mut self, now: Instant) -> bool {
+    /// more until the next REGISTER, which goes within [`RECONNECT_WITHIN`] of `from` (now,
+    /// or later when its caller spaces such renewals) on a new connection, not at its
+    /// refresh time. When it moved the REGISTER so, the instant it goes.
+    pub fn connection_closed(&mut self, from: Instant) -> Option<Instant> {
         let State::Waiting { at } = self.state else {
-            return false;
+            return None;
         };
         if !self.is_up() {
-            return false;
+            return None;
         }
         let wait = match self.jitter {
             true => Duration::from_millis(self.rng.random_range(1000..=5000)),
             false => RECONNECT_WITHIN,
         };
-        let soon = later(now, wait.min(RECONNECT_WITHIN));
-        if soon < at {
+        let soon = later(from, wait);
+        (soon < at).then(|| {
             self.state = State::Waiting { at: soon };
-        }
-        soon < at
+            soon
+        })
     }
 }
