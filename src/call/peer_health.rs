@@ -20,7 +20,6 @@ use super::cx::Env;
 use crate::config::{Config, PeerName, Ping};
 use crate::sip::{Hdr, Method, NewRequest, Request, Response, SipError, Target, Transport};
 use crate::txn::TxnId;
-use std::net::SocketAddr;
 
 /// Over how long the first pings of peers pinged anew together (at start, or a reload that
 /// adds many) are spread, each peer's at most its own interval: 2,000 trunks pinged in one
@@ -67,7 +66,7 @@ impl Watch {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     peer: PeerName,
-    at: (SocketAddr, Transport),
+    at: Target,
     up: bool,
     failures: u8,
 }
@@ -233,7 +232,7 @@ impl PeerHealth {
         (self.watches.iter())
             .map(|(peer, w)| Verdict {
                 peer: peer.clone(),
-                at: (w.target.addr, w.target.transport),
+                at: w.target,
                 up: w.up,
                 failures: w.failures,
             })
@@ -244,7 +243,7 @@ impl PeerHealth {
     pub fn put_back(&mut self, verdicts: Vec<Verdict>) {
         for v in verdicts {
             if let Some(w) = self.watches.get_mut(&v.peer)
-                && (w.target.addr, w.target.transport) == v.at
+                && same_address(&w.target, &v.at)
             {
                 w.up = v.up;
                 w.failures = v.failures;
