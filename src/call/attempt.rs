@@ -182,15 +182,16 @@ impl Call {
             // earlier peer's are kept with it: a late 2xx of its is ACKed and hung up with
             // its own credentials.
             self.keep_earlier_peer(cx);
-            self.b = Some(dialog);
+            let earlier = self.b.replace(dialog);
             self.forget_early_forks();
             debug!(peer = %name, call_id = %self.call_id(), "INVITE toward peer");
             let role = TxnRole::Invite(self.route.attempt());
             let silence = peer.invite_timeout;
             let Some(txn) = self.start_client_timed(cx, invite.clone(), target, role, silence)
             else {
-                // Never sent: the CDR's egress Call-ID must not name it.
-                self.b = None;
+                // Never sent: the CDR's egress Call-ID must not name it, but the earlier
+                // peer's, which `egress_peer` still names (not indexed any more).
+                self.b = earlier;
                 continue;
             };
             // Indexed once its INVITE went: a dialog whose INVITE could not start would stay

@@ -90,7 +90,8 @@ impl Drop for Floor {
                 == crate::threads::Joined::StillRunning
         {
             tracing::warn!(
-                "the newest call-back ts was not written within 500 ms (a stalled disk?): a signed REQUEST dated ahead of the clock could be taken again by the next process"
+                waited_ms = LAST_WRITE_WAIT.as_millis() as u64,
+                "the newest call-back ts was not written in time (a stalled disk?): a signed REQUEST dated ahead of the clock could be taken again by the next process"
             );
         }
     }
