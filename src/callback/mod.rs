@@ -8,6 +8,7 @@
 //! socket lives in `engine/callback.rs`; the calls themselves in `call`.
 
 pub mod protocol;
+pub mod repeats;
 pub mod service;
 pub mod signature;
 

@@ -324,22 +324,24 @@ fn allowed(allow: &RwLock<CallbackConfig>, ip: IpAddr) -> bool {
         .allows(ip)
 }
 
-/// Why the reader drops a datagram that must be signed and is not, or `None`: checked as
-/// it is read, so a forged datagram (UDP sources can be spoofed, and `allow_any` leaves the
-/// key as the only gate) costs one MAC check and is never queued for the service, which
-/// the core runs in turn with SIP work. The service checks again, and keeps what it needs
-/// against replay.
-fn unsigned(cfg: &RwLock<CallbackConfig>, bytes: &[u8]) -> Option<&'static str> {
+/// Why the reader drops a datagram that must be signed and is not (`Err`), or its MAC
+/// (`None`: no secret is set): checked as it is read, so a forged datagram (UDP sources can
+/// be spoofed, and `allow_any` leaves the key as the only gate) costs one MAC check and is
+/// never queued for the service, which the core runs in turn with SIP work. The service
+/// checks again, and keeps what it needs against replay.
+fn signature(cfg: &RwLock<CallbackConfig>, bytes: &[u8]) -> Result<Option<[u8; 32]>, &'static str> {
     let cfg = cfg
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let keys = cfg.keys.as_ref()?;
+    let Some(keys) = cfg.keys.as_ref() else {
+        return Ok(None);
+    };
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     crate::callback::signature::verify(bytes, crate::callback::signature::Signer::As, keys, now_s)
-        .err()
-        .map(|e| e.reason())
+        .map(|v| Some(v.mac))
+        .map_err(|e| e.reason())
 }
 
 /// Read datagrams until the channel closes (the core task ended).
@@ -355,6 +357,7 @@ async fn reader(
         .map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |a| a.ip());
     let mut errors = super::read_errors::ReadErrors::default();
     let mut empty_at = std::time::Instant::now();
+    let mut repeats = crate::callback::repeats::Repeats::default();
     loop {
         let (n, src, _, dst) = match super::udp::recv_stamped(&sock, &mut buf, &mut empty_at).await
         {
@@ -375,12 +378,22 @@ async fn reader(
         let data = buf.get(..n).unwrap_or(&buf);
         // A panic in the check (a defect) drops the datagram, not the reader: unwound, it
         // would leave the port deaf for the rest of the process.
-        let unsigned = std::panic::catch_unwind(|| unsigned(&allow, data)).unwrap_or_else(|_| {
+        let signed = std::panic::catch_unwind(|| signature(&allow, data)).unwrap_or_else(|_| {
             crate::ops::metrics::fault("callback");
-            Some("panicked")
+            Err("panicked")
         });
-        if let Some(why) = unsigned {
-            metrics::counter!(DROPPED, "reason" => why).increment(1);
+        let mac = match signed {
+            Ok(mac) => mac,
+            Err(why) => {
+                metrics::counter!(DROPPED, "reason" => why).increment(1);
+                continue;
+            }
+        };
+        // A signed datagram's copies (a capture sent in a loop) pass on a resend schedule.
+        if let Some(mac) = mac
+            && !repeats.pass(std::time::Instant::now(), &mac)
+        {
+            metrics::counter!(DROPPED, "reason" => "resent_too_soon").increment(1);
             continue;
         }
         let bytes = Bytes::copy_from_slice(data);

@@ -118,6 +118,42 @@ async fn the_reader_drops_what_is_not_signed_when_keys_are_set() {
     assert!(rx.try_recv().is_err());
 }
 
+/// A signed datagram captured and sent in a loop is read once (its next copy is due only
+/// after half a second), so it does not fill the inbox ahead of the AS's next datagram.
+#[tokio::test]
+async fn a_signed_capture_sent_in_a_loop_does_not_fill_the_inbox() {
+    use crate::callback::signature::{Keys, Signer, sign};
+    let keys = Keys::parse("0123456789abcdef-reader-test\n").unwrap();
+    let cfg = CallbackConfig {
+        keys: Some(keys.clone()),
+        ..loopback()
+    };
+    let (sock, mut rx) = CallbackSocket::start_with_inbox(&cfg, 4).unwrap().unwrap();
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let server = sock.local_addr().unwrap();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let captured = sign(b"STATUS: id=c\n", Signer::As, &keys, now_s);
+    for _ in 0..20 {
+        client.send_to(&captured, server).await.unwrap();
+    }
+    let fresh = sign(b"STATUS: id=d\n", Signer::As, &keys, now_s);
+    client.send_to(&fresh, server).await.unwrap();
+    assert_eq!(&next(&mut rx).await.bytes[..], &captured[..]);
+    assert_eq!(
+        &next(&mut rx).await.bytes[..],
+        &fresh[..],
+        "the next one got in"
+    );
+    assert_eq!(
+        sock.take_dropped(),
+        0,
+        "nothing was dropped for a full inbox"
+    );
+}
+
 #[tokio::test]
 async fn binding_a_taken_port_fails() {
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
