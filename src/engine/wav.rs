@@ -250,6 +250,8 @@ struct Files<'a> {
     stopped: &'a std::sync::atomic::AtomicU64,
     /// [`WavWriters::keep_free`].
     min_free: &'a std::sync::atomic::AtomicU64,
+    /// Where finished files go to be synced.
+    syncer: &'a sync::Syncer,
     /// Recordings' free space as last seen ([`file::Space`]).
     space: file::Space,
     written: metrics::Counter,
@@ -449,9 +451,10 @@ impl Files<'_> {
     /// [`Files::finalize`]; `count`: a failure is a refusal of its own (not for a recording
     /// counted as stopped already).
     fn finalize_counted(&mut self, id: u64, count: bool) {
-        if let Some(f) = self.open.remove(&id)
-            && let Err(e) = f.writer.finalize()
-        {
+        let Some(f) = self.open.remove(&id) else {
+            return;
+        };
+        if let Err(e) = f.writer.finalize() {
             tracing::error!(path = %f.path.display(), error = %e, "cannot finalise recording: it keeps what reached the disk");
             if count {
                 self.refused("write");
@@ -461,8 +464,10 @@ impl Files<'_> {
             // recorder decodes): no file left that no player opens.
             if file::holds_no_header(&f.path) {
                 let _ = std::fs::remove_file(&f.path);
+                return;
             }
         }
+        self.syncer.sync(&f.path);
     }
 
     /// A recording whose call ended while its backlog was written is finalised once the
@@ -484,6 +489,7 @@ fn count_refusal(stopped: &std::sync::atomic::AtomicU64, stage: &'static str) {
 mod ending;
 mod file;
 mod repair;
+mod sync;
 mod thread;
 
 pub(crate) use file::check_recording_dir;

@@ -169,6 +169,9 @@ fn two_recordings_of_one_name_are_both_kept() {
 
 /// No `[recording] min_free_mb`.
 static NO_FLOOR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// One sync thread for the tests' writers.
+static SYNCER: std::sync::LazyLock<super::sync::Syncer> =
+    std::sync::LazyLock::new(super::sync::Syncer::start);
 
 fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
     Files {
@@ -176,6 +179,7 @@ fn files(stopped: &std::sync::atomic::AtomicU64, limit: u64) -> Files<'_> {
         failed: HashMap::new(),
         stopped,
         min_free: &NO_FLOOR,
+        syncer: &SYNCER,
         space: Default::default(),
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,

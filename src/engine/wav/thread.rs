@@ -18,6 +18,7 @@ pub(super) fn run_restarting(
     min_free: &std::sync::atomic::AtomicU64,
 ) {
     let survivors = std::cell::RefCell::new(HashMap::new());
+    let syncer = super::sync::Syncer::start();
     loop {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(
@@ -25,11 +26,12 @@ pub(super) fn run_restarting(
                 stopped,
                 queued_opens,
                 news.clone(),
-                min_free,
+                (min_free, &syncer),
                 &survivors,
             )
         }));
         if ran.is_ok() {
+            syncer.finish();
             return;
         }
         tracing::error!("the recording writer failed: the recordings open then stop; it goes on");
@@ -41,7 +43,7 @@ fn run(
     stopped: &std::sync::atomic::AtomicU64,
     queued_opens: &std::sync::atomic::AtomicUsize,
     news: News,
-    min_free: &std::sync::atomic::AtomicU64,
+    (min_free, syncer): (&std::sync::atomic::AtomicU64, &super::sync::Syncer),
     survivors: &std::cell::RefCell<HashMap<u64, std::path::PathBuf>>,
 ) {
     let mut files = Files {
@@ -49,6 +51,7 @@ fn run(
         failed: survivors.take(),
         stopped,
         min_free,
+        syncer,
         space: Default::default(),
         written: crate::ops::metrics::recording_bytes(),
         next_slice: 0,
