@@ -16,7 +16,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -307,7 +306,7 @@ impl Files<'_> {
             && let Err(e) = file::private_dir(dir)
         {
             self.refused_for(id, "open", RecordingNews::NotStarted);
-            tracing::error!(path = %path.display(), error = %e, "cannot create recording folder: the call goes on unrecorded");
+            self.space.refused(&path, "folder", &e);
             return;
         }
         if (path.parent()).is_some_and(|d| short_of_space(self.min_free, &mut self.space, d)) {
@@ -320,17 +319,9 @@ impl Files<'_> {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let created = file::free_name(&path)
-            .ok_or_else(|| {
-                hound::Error::from(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
-            })
-            .and_then(|p| {
-                let file = Arc::new(file::private_file(&p)?);
-                let shared = BufWriter::new(file::Shared(file.clone()));
-                hound::WavWriter::new(shared, spec).map(|w| (w, p, file))
-            });
-        match created {
+        match file::create(&path, spec) {
             Ok((writer, made, file)) => {
+                self.space.made();
                 if made != path {
                     tell(&self.news, id, RecordingNews::Renamed(made.clone()));
                 }
@@ -357,7 +348,7 @@ impl Files<'_> {
             }
             Err(e) => {
                 self.refused_for(id, "open", RecordingNews::NotStarted);
-                tracing::error!(path = %path.display(), error = %e, "cannot create recording: the call goes on unrecorded")
+                self.space.refused(&path, "file", &e);
             }
         }
     }

@@ -6,15 +6,19 @@ use super::{Drained, Files};
 impl Files<'_> {
     /// Stopping: every file of an answered call is completed now, a long pause's backlog
     /// included; a call still ringing (its callee never answered a CANCEL at shutdown)
-    /// keeps none, as it would not at its end.
+    /// keeps none, as it would not at its end. The long pauses' silence is written last:
+    /// hours of it take seconds, past the time the stop gives the writer, and every other
+    /// recording must be complete by then.
     pub(super) fn close_all(&mut self) {
         let ids: Vec<u64> = self.open.keys().copied().collect();
-        for id in ids {
+        for &id in &ids {
             if self.open.get(&id).is_some_and(|f| !f.answered) {
                 self.discard(id);
-                continue;
+            } else {
+                self.close(id);
             }
-            self.close(id);
+        }
+        for id in ids {
             while self.open.get(&id).is_some_and(|f| f.closing) {
                 self.write(id, Drained::default());
                 self.finalize_if_caught_up(id);

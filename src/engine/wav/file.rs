@@ -152,11 +152,42 @@ pub(super) fn write_frames(w: &mut Writer, stereo: bool, frames: &[[i16; 2]]) ->
     out.flush()
 }
 
-/// What the writer thread last learnt of the recordings' free space.
+/// A new recording's file for `path` (or a free name beside it: [`free_name`]), its
+/// header written through to the file: a call whose recorder never decodes audio (a codec
+/// other than G.711) would otherwise hold its header in the buffer until its end, where a
+/// full disk or a quota refuses it and the file is removed, while the CDR, written at the
+/// call's end before the file is closed, names it. Refused now, the call is told at once
+/// (`recording_not_started`) and no file is left.
+pub(super) fn create(
+    path: &Path,
+    spec: hound::WavSpec,
+) -> hound::Result<(Writer, PathBuf, std::sync::Arc<File>)> {
+    let Some(made) = free_name(path) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists).into());
+    };
+    let file = std::sync::Arc::new(private_file(&made)?);
+    let shared = BufWriter::new(Shared(file.clone()));
+    let written = hound::WavWriter::new(shared, spec).and_then(|mut w| w.flush().map(|()| w));
+    match written {
+        Ok(w) => Ok((w, made, file)),
+        Err(e) => {
+            if holds_no_header(&made) {
+                let _ = std::fs::remove_file(&made);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What the writer thread last learnt of the recordings' file system: its free space, and
+/// whether new recordings' files could be made.
 #[derive(Debug, Default)]
 pub(super) struct Space {
     /// Short of `[recording] min_free_mb` at the last look (said once while it lasts).
     low: bool,
+    /// The last recording could not be made (said once, until one is: a file system
+    /// remounted read-only must not log an error for every call).
+    refusing: bool,
     /// When it was last asked: at most once a second for every recording (a thousand
     /// recordings each asking every 5 s would ask 200 times a second, slow on NFS).
     asked: Option<std::time::Instant>,
@@ -203,6 +234,22 @@ pub(super) fn short_of_space(
     }
     *low = short;
     short
+}
+
+impl Space {
+    /// A recording for `path` could not be made (`what`: its folder or its file).
+    pub(super) fn refused(&mut self, path: &Path, what: &str, e: &dyn std::fmt::Display) {
+        if !std::mem::replace(&mut self.refusing, true) {
+            tracing::error!(path = %path.display(), error = %e, "cannot create a recording's {what}: the call goes on unrecorded, and so do the next until one can be made (said once; trunkgate_recording_failures_total{{stage=\"open\"}} counts them)");
+        }
+    }
+
+    /// A recording was made: the next refusal is said again.
+    pub(super) fn made(&mut self) {
+        if std::mem::replace(&mut self.refusing, false) {
+            tracing::info!("recordings can be made again");
+        }
+    }
 }
 
 /// `[recording] dir`, tried when a profile of `cfg` records: an error saying why

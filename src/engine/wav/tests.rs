@@ -62,26 +62,18 @@ fn a_full_disk_stops_one_recording_and_not_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (w, _thread) = WavWriters::start().unwrap();
     let ok = dir.path().join("ok.wav");
-    // 500 ms each: more than the file buffer, so the first write reaches the disk.
+    // Its header is written at open: refused there, the call is told at once.
     let refused = fed(25);
     w.open(1, full, true, refused.clone());
     w.open(2, ok.clone(), true, fed(25));
     settle(|| w.stopped() == 1);
-    // More audio and several drain passes later, still stopped once.
-    {
-        let mut r = refused.lock().unwrap();
-        for k in 25..40 {
-            r.push(Instant::now(), 0, &packet(k));
-        }
-    }
-    std::thread::sleep(DRAIN_EVERY * 3);
     w.close(1);
     w.close(2);
     settle(|| hound::WavReader::open(&ok).is_ok_and(|r| r.duration() == 4000));
     assert_eq!(hound::WavReader::open(&ok).unwrap().duration(), 4000);
-    assert_eq!(w.stopped(), 1, "stopped once, not once per pass");
-    use crate::media::RecordingNews::{NotStarted, Stopped};
-    assert_eq!(w.news(), vec![(1, Stopped)], "the call is told, once");
+    assert_eq!(w.stopped(), 1);
+    use crate::media::RecordingNews::NotStarted;
+    assert_eq!(w.news(), vec![(1, NotStarted)], "the call is told, once");
     // A folder that cannot exist: refused at open, counted, and the call told.
     w.open(3, PathBuf::from("/dev/null/x/y.wav"), true, fed(1));
     settle(|| w.stopped() == 2);
@@ -318,19 +310,97 @@ fn a_long_pause_is_caught_up_a_minute_a_pass_and_keeps_the_sound_in_order() {
     assert_eq!(u64::from(r.duration()), 160 * (600 * 50 + 10));
 }
 
-/// The final write at a call's end is the one the disk refuses: nothing of the call is
-/// kept afterwards.
+/// The disk under recording `id` fills from now on (its header was written at open): its
+/// file's descriptor is made `/dev/full`'s, which refuses every write (ENOSPC).
+fn fill_disk(files: &Files<'_>, id: u64) {
+    use std::os::fd::AsRawFd;
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    // SAFETY: both descriptors are open; the recording's now writes to /dev/full.
+    let dup = unsafe { libc::dup2(full.as_raw_fd(), files.open[&id].file.as_raw_fd()) };
+    assert!(dup >= 0);
+}
+
+/// A disk that refuses the header at open: no recording, no file, the call told at once
+/// (before, the header waited in the buffer; a call with no audio the recorder decodes
+/// met the full disk only at its end, after its CDR named the file, which was removed).
 #[test]
-fn a_recording_refused_at_its_last_write_leaves_nothing_behind() {
+fn a_recording_refused_at_its_open_leaves_nothing_behind() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return; // not Linux: no device that is always full
+    }
     let stopped = std::sync::atomic::AtomicU64::new(0);
     let mut files = files(&stopped, WAV_LIMIT);
-    // 16 KB of audio at the end: more than the file buffer, so it reaches the disk.
     files.open(1, PathBuf::from("/dev/full"), true, fed(25));
-    assert!(files.open.contains_key(&1));
+    assert!(files.open.is_empty());
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let news = files.news.lock().unwrap().clone();
+    assert_eq!(news, [(1, RecordingNews::NotStarted)]);
+}
+
+/// A disk that fills mid-call stops the recording once (not once per pass), the call told
+/// once; the file keeps what reached the disk, with a header a player reads.
+#[test]
+fn a_disk_full_mid_call_stops_the_recording_once() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.wav");
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    let rec = fed(25);
+    files.open(1, path.clone(), true, rec.clone());
+    fill_disk(&files, 1);
+    // 500 ms a drain: more than the file buffer, so the write reaches the disk.
+    for pass in 1..4 {
+        {
+            let mut r = rec.lock().unwrap();
+            for k in 25 * pass..25 * (pass + 1) {
+                r.push(Instant::now(), 0, &packet(k));
+            }
+        }
+        let slice = files.open.get(&1).map_or(0, |f| f.slice);
+        files.drain(Instant::now() + Duration::from_secs(pass as u64 + 1), slice);
+    }
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     files.close(1);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let news = files.news.lock().unwrap().clone();
+    assert_eq!(news, [(1, RecordingNews::Stopped)]);
+    assert!(files.failed.is_empty() && files.open.is_empty());
+    assert!(hound::WavReader::open(&path).is_ok(), "a playable file");
+}
+
+/// A call ended while its file was still catching up a long pause, whose disk then fills:
+/// the recording stops, and nothing of it is kept in `failed` (no Close or Discard will
+/// come to take it out: one entry per such call for the process's life, before).
+#[test]
+fn a_recording_refused_after_its_close_is_not_kept_as_failed() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    files.open(1, dir.path().join("a.wav"), true, fed(25));
+    files.answered(1);
+    if let Some(f) = files.open.get_mut(&1) {
+        f.backlog.push_back(Drained {
+            silence: 10 * SILENCE_PER_PASS,
+            frames: Vec::new(),
+        });
+    }
+    files.close(1);
+    assert!(files.open[&1].closing, "catching up after its close");
+    fill_disk(&files, 1);
+    while files.open.contains_key(&1) {
+        files.write(1, Drained::default());
+    }
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(files.failed.is_empty(), "{:?}", files.failed);
-    assert!(files.open.is_empty());
 }
 
 /// The last bytes of a short recording fit in the file's buffer: only the finalize's flush
@@ -341,10 +411,11 @@ fn a_recording_refused_only_at_its_finalize_is_counted() {
     if !std::path::Path::new("/dev/full").exists() {
         return; // not Linux: no device that is always full
     }
+    let dir = tempfile::tempdir().unwrap();
     let stopped = std::sync::atomic::AtomicU64::new(0);
     let mut files = files(&stopped, WAV_LIMIT);
-    files.open(1, PathBuf::from("/dev/full"), true, fed(1));
-    assert!(files.open.contains_key(&1));
+    files.open(1, dir.path().join("a.wav"), true, fed(1));
+    fill_disk(&files, 1);
     files.close(1);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(files.open.is_empty());
@@ -436,9 +507,11 @@ fn a_recording_stopped_at_the_limit_is_counted_once() {
     if !std::path::Path::new("/dev/full").exists() {
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
     let stopped = std::sync::atomic::AtomicU64::new(0);
     let mut files = files(&stopped, 1000);
-    files.open(1, PathBuf::from("/dev/full"), true, fed(25));
+    files.open(1, dir.path().join("a.wav"), true, fed(25));
+    fill_disk(&files, 1);
     files.close(1);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
 }

@@ -82,6 +82,9 @@ impl Files<'_> {
             && (f.path.parent())
                 .is_some_and(|d| file::short_of_space(self.min_free, &mut self.space, d));
         let path = &f.path;
+        // A call whose Close came (its file finishing a long pause's backlog) has nothing
+        // left to remove it from `failed`: it is not kept there.
+        let closing = f.closing;
         match r {
             Ok(()) if gone => {
                 tracing::warn!(path = %path.display(), "recording stopped: its file was removed; the call goes on unrecorded");
@@ -96,7 +99,9 @@ impl Files<'_> {
                     self.refused_for(id, "space", RecordingNews::Stopped);
                     self.finalize_counted(id, false);
                     // A call still ringing may yet be discarded: its file goes then.
-                    self.failed.insert(id, kept);
+                    if !closing {
+                        self.failed.insert(id, kept);
+                    }
                 } else if full {
                     tracing::error!(path = %path.display(), "recording stopped: a WAV file holds at most 4 GiB (about 37 hours stereo); the call goes on unrecorded");
                     self.refused_for(id, "size_limit", RecordingNews::Stopped);
@@ -116,7 +121,9 @@ impl Files<'_> {
                         self.refused_for(id, "write", RecordingNews::NotStarted);
                     } else {
                         self.refused_for(id, "write", RecordingNews::Stopped);
-                        self.failed.insert(id, f.path);
+                        if !closing {
+                            self.failed.insert(id, f.path);
+                        }
                     }
                 }
             }
