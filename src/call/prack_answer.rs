@@ -71,7 +71,13 @@ impl Call {
                     self.uac_rel.keep_sent(id, again);
                     return;
                 }
-                Err(why) => self.challenge_failed(resp.status(), &why),
+                Err(why) => {
+                    self.challenge_failed(resp.status(), &why);
+                    // Refused like any other status: what it carried (the caller's answer
+                    // to the branch's offer, which then goes in the ACK of its 2xx) is
+                    // looked at there. Before, it was lost here, and that ACK went without.
+                    self.uac_rel.keep_sent(id, sent);
+                }
             }
         }
         self.on_prack_result(cx, id, attempt, Some(resp.status()));

@@ -2050,3 +2050,35 @@ fn an_answer_in_a_prack_the_callee_refused_goes_in_the_ack() {
     assert_eq!(ack.body().as_ref(), answer.as_bytes(), "the phone's answer");
     assert!(h.cdrs.is_empty(), "the call is up");
 }
+
+/// As above, our PRACK carrying the phone's answer challenged by a carrier the gateway has
+/// no credentials for: a refusal like the 405, and the answer goes in the ACK. Before, the
+/// PRACK was set aside to answer the challenge and lost when it could not be: its answer
+/// counted as given, and the ACK went without it.
+#[test]
+fn an_answer_in_a_prack_whose_challenge_cannot_be_answered_goes_in_the_ack() {
+    let mut h = H::new();
+    let (inv, rseq, tag) = late_offer_answered_reliably(&mut h, "lo407");
+    let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+    h.recv(PHONE, &phone_prack("lo407", &tag, 2, rseq, &answer));
+    h.take(PHONE);
+    let prack = h.one_request(CARRIER_A, Method::Prack);
+    assert_eq!(prack.body().as_ref(), answer.as_bytes());
+    let auth = [(
+        Hdr::named("Proxy-Authenticate"),
+        "Digest realm=\"carrier\", nonce=\"n1\"",
+    )];
+    h.recv_msg(CARRIER_A, reply(&prack, 407, "c1", &auth, None));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Prack).is_empty(),
+        "no credentials: not sent again"
+    );
+    h.carrier_answers(&inv, "c1", SDP);
+    h.recv(
+        PHONE,
+        &from_phone_in("lo407", "ACK", &tag, 1, "z9hG4bKlo407a", ""),
+    );
+    let ack = h.one_request(CARRIER_A, Method::Ack);
+    assert_eq!(ack.body().as_ref(), answer.as_bytes(), "the phone's answer");
+    assert!(h.cdrs.is_empty(), "the call is up");
+}
