@@ -112,13 +112,15 @@ impl TimerTable {
         }
     }
 
-    /// Arm (or re-arm) `t`. A deadline before the base fires at once. A call older than the
-    /// slots reach (49 days) moves the base up to its earliest deadline first: clamping
-    /// instead would put every new deadline in the past, and a timer that re-arms itself
-    /// (the 2xx retransmission) would fire for ever. Only a deadline more than 49 days
-    /// after the call's earliest one fires early, at that limit.
+    /// Arm (or re-arm) `t`. A call older than the slots reach (49 days) moves the base up
+    /// to its earliest deadline first: clamping instead would put every new deadline in
+    /// the past, and a timer that re-arms itself (the 2xx retransmission) would fire for
+    /// ever. A deadline before a base so moved (which may be ahead of now) moves it back
+    /// down: clamped to the base, it would fire late (a 2xx retransmission 500 ms ahead
+    /// set off until a probe 20 s ahead). Only a deadline more than 49 days after the
+    /// call's earliest one fires early, at that limit.
     pub fn set(&mut self, t: CallTimer, at: Instant) {
-        if Self::offset(self.base, at) > u128::from(u32::MAX) {
+        if at < self.base || Self::offset(self.base, at) > u128::from(u32::MAX) {
             self.rebase(at);
         }
         self.slots[t.slot()] = u32::try_from(Self::offset(self.base, at)).unwrap_or(u32::MAX);
@@ -216,6 +218,23 @@ mod tests {
         assert_eq!(t.pop_due(expiry), Some(CallTimer::SessionExpiry(Side::A)));
         assert_eq!(t.pop_due(late - Duration::from_millis(1)), None);
         assert_eq!(t.pop_due(late), Some(CallTimer::Retransmit2xx(Side::B)));
+        // Rebased to a deadline 20 s ahead, a retransmission set for 500 ms ahead fires
+        // then, not at the base.
+        let mut t = TimerTable::new(t0);
+        t.set(CallTimer::Probe(Side::B), now + Duration::from_secs(20));
+        t.set(
+            CallTimer::Retransmit2xx(Side::A),
+            now + Duration::from_millis(500),
+        );
+        assert_eq!(t.next(), Some(now + Duration::from_millis(500)));
+        assert_eq!(
+            t.pop_due(now + Duration::from_millis(500)),
+            Some(CallTimer::Retransmit2xx(Side::A))
+        );
+        assert_eq!(
+            t.pop_due(now + Duration::from_secs(20)),
+            Some(CallTimer::Probe(Side::B))
+        );
     }
 
     #[test]
