@@ -215,13 +215,17 @@ impl UacRel {
     /// when it comes, whatever the bound: at most [`MAX_EARLY_DIALOGS`] of them.)
     pub const MAX_OPEN_PRACKS: u8 = 4;
 
-    /// Keep `answer`, the first of its early dialog: one per dialog, for the latest
+    /// Keep `answer` for its early dialog: one per dialog, for the latest
     /// [`MAX_EARLY_DIALOGS`] dialogs (as their RSeqs are kept: a branch whose reliable
-    /// provisionals are taken has its answer kept too).
+    /// provisionals are taken has its answer kept too). A later reliable provisional of
+    /// the dialog with other SDP of the same shape replaces it, as an UPDATE's would (RFC
+    /// 6337 §3.1.1 says it must not differ; a callee whose does moved the relay with it):
+    /// the 2xx without SDP then completes the session the early media went to, not the
+    /// first one's.
     pub fn keep_early_answer(&mut self, answer: EarlyAnswer) {
         let kept = self.early_answers.get_or_insert_with(Default::default);
         if kept.iter().any(|a| a.tag == answer.tag) {
-            return;
+            return self.refresh_early_answer(&answer.tag, &answer.body, answer.ct, (false, false));
         }
         if kept.len() >= MAX_EARLY_DIALOGS {
             kept.remove(0);

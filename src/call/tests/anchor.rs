@@ -2561,3 +2561,26 @@ fn an_update_refused_early_stays_refused_whatever_the_answers_allow() {
         .collect();
     assert_eq!(methods, vec![Method::Invite], "the offer as a re-INVITE");
 }
+
+/// The callee's second reliable 183 in its early dialog carries other SDP (RFC 6337 says it
+/// must not; the relay follows it), then its 2xx none: the relay stays where the early
+/// media went. Before, the 2xx brought back the first 183's answer, and the relay with it.
+#[test]
+fn a_2xx_without_sdp_completes_the_last_reliable_answer_of_its_dialog() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_with_sdp("ra2", SDP));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    for (rseq, host) in [(1, "198.51.100.7"), (2, "198.51.100.8")] {
+        let early = SDP.replace("192.0.2.10", host);
+        let r183 = super::prack::reliable_183_from(&inv, "e1", rseq, "<sip:c@127.0.0.3>", &early);
+        h.recv_msg(CARRIER_A, r183);
+        let pr = h.one_request(CARRIER_A, Method::Prack);
+        h.recv_msg(CARRIER_A, reply(&pr, 200, "e1", &[], None));
+    }
+    let moved = Some("198.51.100.8:4000".parse().unwrap());
+    assert_eq!(h.relay_pairs()[0].b_remote, moved, "early media moved");
+    h.take(PHONE);
+    h.carrier_answers_bare(&inv, "e1");
+    assert_eq!(h.relay_pairs()[0].b_remote, moved, "and stays there");
+    assert!(h.cdrs.is_empty());
+}
