@@ -69,6 +69,10 @@ pub(in crate::engine) struct Registry {
     pub(super) connecting: HashMap<SocketAddr, (ConnId, Queued)>,
     /// Connections the gateway opened (the rest were accepted).
     pub(super) ours: std::collections::HashSet<ConnId>,
+    /// Ours, the one to their address, forgotten for sending once their writer ended
+    /// ([`Registry::forget_if_ended`]) before their `TcpDown` was taken: its address is
+    /// still what their end reports (a registration over one renews its binding).
+    pub(super) ended: HashMap<ConnId, SocketAddr>,
     /// The transactions of the latest requests of ours handed to each connection: when it
     /// dies, those still unanswered failed (see [`Registry::down`]).
     pub(super) sent: HashMap<ConnId, std::collections::VecDeque<TxnId>>,
@@ -93,6 +97,7 @@ impl Registry {
             by_addr: HashMap::new(),
             connecting: HashMap::new(),
             ours: std::collections::HashSet::new(),
+            ended: HashMap::new(),
             sent: HashMap::new(),
             events,
             limits,
@@ -338,6 +343,9 @@ impl Registry {
         self.conns.remove(&conn);
         if self.by_addr.get(&peer) == Some(&conn) {
             self.by_addr.remove(&peer);
+            if self.ours.contains(&conn) {
+                self.ended.insert(conn, peer);
+            }
         }
     }
 
@@ -403,7 +411,8 @@ impl Registry {
     pub(in crate::engine) fn down(&mut self, conn: ConnId) -> Down {
         let ours = self.ours.remove(&conn);
         let lost = self.sent.remove(&conn).map(Vec::from).unwrap_or_default();
-        let mut closed = None;
+        // (Forgotten already by a send that found its writer ended: its address kept.)
+        let mut closed = self.ended.remove(&conn).filter(|_| ours);
         if let Some((peer, _)) = self.conns.remove(&conn)
             && self.by_addr.get(&peer) == Some(&conn)
         {
@@ -425,6 +434,7 @@ impl Registry {
         crate::maps::shrink_if_sparse(&mut self.by_addr);
         crate::maps::shrink_if_sparse(&mut self.connecting);
         crate::maps::shrink_if_sparse(&mut self.sent);
+        crate::maps::shrink_if_sparse(&mut self.ended);
         Down {
             failed,
             lost,

@@ -852,6 +852,35 @@ async fn the_connections_calls_send_on_are_kept_however_quiet() {
     assert_eq!(reg.down(ConnId(2)).closed, None);
 }
 
+/// A connection of ours that closed, its `TcpDown` still queued when something is sent to
+/// its address (which forgets it for sending, and opens another): its end still names the
+/// address, so a registration over it renews its binding. Before, that send made the end
+/// report nothing, and the registrar's binding stayed on the dead connection until the
+/// next refresh.
+#[tokio::test]
+async fn an_end_of_ours_forgotten_by_a_send_still_names_its_address() {
+    let (mut reg, _queues) = registry();
+    let registrar: SocketAddr = "127.0.0.6:5060".parse().unwrap();
+    let (w, drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.ours.insert(ConnId(7));
+    reg.up(ConnId(7), registrar, w);
+    drop(drain);
+    let target = Target {
+        transport: Transport::Tcp,
+        addr: registrar,
+        conn: None,
+        listener: None,
+    };
+    let _ = reg.send(
+        target,
+        Bytes::from_static(b"OPTIONS sip:r SIP/2.0\r\n\r\n"),
+        None,
+    );
+    assert!(!reg.conns.contains_key(&ConnId(7)), "forgotten for sending");
+    assert_eq!(reg.down(ConnId(7)).closed, Some(registrar));
+    assert!(reg.ended.is_empty());
+}
+
 /// A connection's reader that panics (a defect) while accepted work is full still tells the
 /// core the connection is down, once there is room. Before, that word was dropped with the
 /// full queue, and the registry kept the dead connection as the one to send on for good.
