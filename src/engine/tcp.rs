@@ -37,6 +37,11 @@ const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// a call on it (closed, a peer behind NAT could no longer be reached: a connection back
 /// goes to the private address its Contact names; `Registry::keep_in_use`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a connection whose peer closed its side right after a request (a BYE, then
+/// `shutdown(SHUT_WR)`) stays open for the answer: a half-closed socket still takes it,
+/// and RFC 3261 §18.2.2 sends it there while the connection is open (after, to the Via's
+/// port, where a NATed peer listens on nothing). Bounded by the message timeout too.
+const HALF_CLOSED_LINGER: Duration = Duration::from_secs(2);
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
@@ -216,6 +221,10 @@ async fn serve(
     let mut answered = false;
     // A stranger's messages went to the core (an asked one's answers).
     let mut delivered = false;
+    // When the last request (not an ACK) was read from a peer: an end of stream soon after
+    // waits for its answer ([`HALF_CLOSED_LINGER`]).
+    let mut asked: Option<tokio::time::Instant> = None;
+    let mut ended = false;
     let source = Target {
         transport: Transport::Tcp,
         addr: peer,
@@ -247,7 +256,11 @@ async fn serve(
                 break;
             }
             Err(_) if pong.wrote_lately() => continue,
-            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(0)) => {
+                ended = true;
+                break;
+            }
+            Err(_) => break,
             Ok(Ok(n)) => {
                 let _ = pong.wrote_lately(); // (the idle window starts again here)
                 n
@@ -375,6 +388,11 @@ async fn serve(
                     // requests on a trunk's connection). When the queue of new work is
                     // full it is refused here, over the connection it came on.
                     let new_work = super::inbox::is_new_work(&msg);
+                    if let crate::sip::Message::Request(r) = &msg
+                        && r.method() != crate::sip::Method::Ack
+                    {
+                        asked = Some(tokio::time::Instant::now());
+                    }
                     let ev = read_message(msg, source, at);
                     if new_work {
                         if let Err(ev) = inbox.offer(ev)
@@ -400,6 +418,27 @@ async fn serve(
                 debug!(%peer, error = %e, "unframeable SIP on TCP: closing the connection");
                 inbox.count_unparseable();
                 crate::ops::metrics::refused("tcp_unframeable");
+                break;
+            }
+        }
+    }
+    // (The writer has not ended: the read, not the writer, ended the loop.)
+    let linger = HALF_CLOSED_LINGER.min(limits.message_timeout);
+    if ended && !stranger && asked.is_some_and(|t| t.elapsed() < linger) {
+        // Until something is written (since the last read: the answer) and nothing waits,
+        // or the writer ends (a socket closed both ways refuses the first write). A peer
+        // that closes once answered (a connection per transaction) waits for nothing.
+        let until = tokio::time::Instant::now() + linger;
+        let mut wrote = false;
+        loop {
+            wrote |= pong.wrote_lately();
+            if (wrote && pong.is_written()) || tokio::time::Instant::now() >= until {
+                break;
+            }
+            if tokio::time::timeout(Duration::from_millis(10), &mut writer)
+                .await
+                .is_ok()
+            {
                 break;
             }
         }

@@ -307,6 +307,44 @@ async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
     assert_eq!((ups, downs), (1, 0));
 }
 
+/// A peer that sends a BYE and closes its side at once (`shutdown(SHUT_WR)`) still gets the
+/// answer on that connection: its end of stream waits for it (a half-closed socket takes
+/// writes). Before, the end aborted the writer at once, and the answer went to a new
+/// connection toward the Via's port, where a NATed phone listens on nothing.
+#[tokio::test]
+async fn a_peer_that_half_closes_after_a_request_gets_its_answer() {
+    let (inbox, mut queues, protect) = inbox_with(Protect::default());
+    let gw = listening(&inbox, &protect).await;
+    let mut conn = connect_from("127.0.0.2", gw).await;
+    conn.write_all(request("BYE", ";tag=x", "z9hG4bKhc").as_bytes())
+        .await
+        .unwrap();
+    conn.shutdown().await.unwrap();
+    let (mut tx, mut message) = (None, false);
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while tx.is_none() || !message {
+            match queues.urgent.recv().await {
+                Some(Event::TcpUp { tx: t, .. }) => tx = Some(t),
+                Some(Event::Message { .. }) => message = true,
+                Some(_) => {}
+                None => panic!("the queue closed"),
+            }
+        }
+    })
+    .await
+    .expect("the connection and its BYE");
+    // The core answers a moment after the end of stream was read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tx = tx.unwrap();
+    assert!(tx.send(Bytes::from_static(
+        b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+    )));
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the connection was closed after the answer");
+    assert!(got.starts_with(b"SIP/2.0 200 OK\r\n"), "{got:?}");
+}
+
 /// A peer's message that frames but does not parse (a header over the parser's limit) is
 /// handed to the core as unparseable (a 400 goes back, as over UDP), and the BYE behind it
 /// on the connection still arrives. Before, the connection was closed and the BYE lost. (The
