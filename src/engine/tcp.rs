@@ -19,12 +19,14 @@ use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport};
 
 mod connect;
 mod delivery;
+mod first_bytes;
 mod keepalive;
 mod registry;
 mod slots;
 mod writer;
 use connect::connect;
 use delivery::{for_the_core, overloaded, pace, read_message};
+use first_bytes::{FirstBytes, Look};
 use keepalive::keepalive;
 pub(super) use registry::Registry;
 pub(super) use slots::{Slot, Slots};
@@ -224,6 +226,7 @@ async fn serve(
     // When the last request (not an ACK) was read from a peer: an end of stream soon after
     // waits for its answer ([`HALF_CLOSED_LINGER`]).
     let mut asked: Option<tokio::time::Instant> = None;
+    let mut first = FirstBytes::default();
     let mut ended = false;
     let source = Target {
         transport: Transport::Tcp,
@@ -278,8 +281,9 @@ async fn serve(
         // A stranger costs a look at its first bytes, as over UDP: only what it may be
         // answered (a request in `reject` mode, not an ACK; a response) is framed and parsed.
         if stranger
-            && !framer.mid_message()
-            && !inbox.hears_stranger(peer.ip(), &buf[..n], std::time::Instant::now())
+            && (!framer.mid_message() || first.gathering())
+            && let Look::Judge(start) = first.look(&buf[..n])
+            && !inbox.hears_stranger(peer.ip(), &start, std::time::Instant::now())
         {
             break;
         }

@@ -345,6 +345,31 @@ async fn a_peer_that_half_closes_after_a_request_gets_its_answer() {
     assert!(got.starts_with(b"SIP/2.0 200 OK\r\n"), "{got:?}");
 }
 
+/// A stranger (`unknown_sources = "reject"`) whose request comes in short segments, after
+/// a keep-alive, is heard once its method is in. Before, its first read was judged alone
+/// (`\r\n`, or `INVI`: neither a request nor a response) and the connection closed
+/// without its 403.
+#[tokio::test]
+async fn a_strangers_request_in_short_segments_is_heard() {
+    let (inbox, mut queues, protect) = inbox_with(Protect {
+        unknown_sources: crate::config::UnknownSources::Reject,
+        ..Protect::default()
+    });
+    let gw = listening(&inbox, &protect).await;
+    let mut conn = connect_from("127.0.0.9", gw).await;
+    conn.set_nodelay(true).unwrap();
+    let text = request("OPTIONS", "", "z9hG4bKseg");
+    for piece in ["\r\n", "OPTI", &text[4..]] {
+        conn.write_all(piece.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = tokio::time::timeout(Duration::from_secs(2), queues.strangers.recv())
+        .await
+        .expect("the stranger's request was queued")
+        .unwrap();
+    assert!(matches!(got, Event::Message { .. }));
+}
+
 /// A peer's message that frames but does not parse (a header over the parser's limit) is
 /// handed to the core as unparseable (a 400 goes back, as over UDP), and the BYE behind it
 /// on the connection still arrives. Before, the connection was closed and the BYE lost. (The
