@@ -341,6 +341,15 @@ async fn serve(
                             break 'reading;
                         }
                         let ev = read_message(msg, source, at);
+                        match inbox.stranger_room(&ev) {
+                            Some(true) => {}
+                            Some(false) => break 'reading,
+                            // Dropped as it would be below, before the core hears of it.
+                            None => {
+                                delivered = true;
+                                continue;
+                            }
+                        }
                         if let Some(tx) = up.take()
                             && let Err(refused) = inbox.offer(Event::TcpUp { conn, peer, tx })
                         {

@@ -16,19 +16,38 @@ impl Inbox {
         if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
             return true;
         }
+        self.send_now(self.stranger_queue(&ev), ev).is_ok()
+    }
+
+    fn stranger_queue(&self, ev: &Event) -> &mpsc::Sender<Event> {
         let request = matches!(
-            &ev,
+            ev,
             Event::Message {
                 msg: Message::Request(_),
                 ..
             } | Event::Unparseable { .. }
         );
-        let queue = if request {
+        if request {
             &self.strangers
         } else {
             &self.fresh
-        };
-        self.send_now(queue, ev).is_ok()
+        }
+    }
+
+    /// Whether [`Inbox::try_deliver_stranger`] would queue `ev` now: `None` when it would
+    /// drop it unqueued (a response answering nothing of ours), else whether its queue has
+    /// room (counted when not). Asked before a stranger's connection is made known to the
+    /// core (a `TcpUp` with accepted work, and a `TcpDown` after), so a message that would
+    /// be dropped costs accepted work nothing.
+    pub(crate) fn stranger_room(&self, ev: &Event) -> Option<bool> {
+        if matches!(ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
+            return None;
+        }
+        let room = self.stranger_queue(ev).capacity() > 0;
+        if !room {
+            self.count_queue_full();
+        }
+        Some(room)
     }
 
     pub(super) fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {

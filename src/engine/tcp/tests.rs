@@ -370,6 +370,40 @@ async fn a_strangers_request_in_short_segments_is_heard() {
     assert!(matches!(got, Event::Message { .. }));
 }
 
+/// With the strangers' queue full, a stranger's request over TCP is dropped before its
+/// connection is made known to the core: no `TcpUp`, no `TcpDown` with accepted work.
+/// Before, each such connection cost both, beside the peers' BYEs and answers.
+#[tokio::test]
+async fn a_strangers_request_that_finds_no_room_costs_accepted_work_nothing() {
+    let (inbox, mut queues, protect) = inbox_with(Protect {
+        unknown_sources: crate::config::UnknownSources::Reject,
+        ..Protect::default()
+    });
+    let junk = || Event::Unparseable {
+        raw: Bytes::from_static(b"x"),
+        why: String::new(),
+        status: crate::sip::Unreadable::Malformed,
+        source: Target {
+            transport: Transport::Udp,
+            addr: "127.0.0.9:5060".parse().unwrap(),
+            conn: None,
+            listener: None,
+        },
+    };
+    while inbox.try_deliver_stranger(junk()) {}
+    let gw = listening(&inbox, &protect).await;
+    let mut conn = connect_from("127.0.0.9", gw).await;
+    conn.write_all(request("OPTIONS", "", "z9hG4bKfull").as_bytes())
+        .await
+        .unwrap();
+    assert!(closed_within(&mut conn, Duration::from_secs(2)).await);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        queues.urgent.try_recv().is_err(),
+        "nothing with accepted work"
+    );
+}
+
 /// A peer's message that frames but does not parse (a header over the parser's limit) is
 /// handed to the core as unparseable (a 400 goes back, as over UDP), and the BYE behind it
 /// on the connection still arrives. Before, the connection was closed and the BYE lost. (The
