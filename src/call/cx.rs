@@ -98,6 +98,8 @@ pub struct Env {
     pub rewrites: [u64; 4],
     /// How many 2xx for no call got their ACK and BYE this second ([`super::orphan`]).
     pub orphans: super::orphan::Budget,
+    /// Requests other than INVITE, UPDATE and PRACK each call relayed this second.
+    pub relay_pace: super::relay_pace::RelayPace,
     /// The To tag of the shell's stateless 503s, which the core's own carry too: the ACKs
     /// they get are then dropped at the edge, unparsed, like the shell's.
     pub overload_tag: Option<Box<str>>,

@@ -52,6 +52,7 @@ mod prack_answer;
 mod prack_offer;
 mod probe;
 mod registrations;
+mod relay_pace;
 mod relay_request;
 mod relayed;
 mod relayed_cancel;

@@ -134,7 +134,8 @@ impl Call {
         }
         let session = matches!(method, Method::Invite | Method::Update | Method::Prack);
         let room = MAX_RELAYED - if session { 0 } else { RELAYED_FOR_SESSIONS };
-        if self.relayed.len() >= room {
+        // (A call's requests past its pace are refused alike: the sender tries again.)
+        if self.relayed.len() >= room || (!session && !cx.env.relay_pace.take(cx.r, cx.now)) {
             let retry = [(Hdr::RETRY_AFTER, "1")];
             return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &retry);
         }

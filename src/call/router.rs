@@ -107,6 +107,7 @@ impl B2bua {
                 retransmissions: Default::default(),
                 rewrites: [0; 4],
                 orphans: Default::default(),
+                relay_pace: Default::default(),
                 overload_tag: None,
                 max_server_txns: super::incoming::MAX_SERVER_TRANSACTIONS,
             },

@@ -2215,3 +2215,34 @@ fn a_burst_of_infos_leaves_room_for_a_reinvite() {
         "the hold goes"
     );
 }
+
+/// A phone that sends INFOs as fast as the carrier answers them gets 20 relayed a second;
+/// the rest get `500` + `Retry-After: 1`, nothing sent on; the next second it may relay
+/// again, and a re-INVITE goes through whatever the count. Before, every one was relayed.
+#[test]
+fn a_call_relays_at_most_twenty_infos_a_second() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let mut relayed = 0;
+    for n in 0..25u32 {
+        let branch = format!("z9hG4bKfl{n}");
+        h.recv(PHONE, &from_phone("INFO", &tag, 2 + n, &branch, ""));
+        if let Some(info) = h.take_requests(CARRIER_A, Method::Info).pop() {
+            relayed += 1;
+            h.recv_msg(CARRIER_A, reply(&info, 200, "carrier1", &[], None));
+        }
+    }
+    assert_eq!(relayed, 20);
+    let statuses = h.statuses(PHONE);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count(),
+        5,
+        "{statuses:?}"
+    );
+    h.recv(PHONE, &from_phone("INVITE", &tag, 40, "z9hG4bKflre", SDP));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
+    h.advance(Duration::from_secs(1));
+    h.recv(PHONE, &from_phone("INFO", &tag, 41, "z9hG4bKfl41", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 1);
+}
