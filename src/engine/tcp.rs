@@ -25,7 +25,7 @@ mod registry;
 mod slots;
 mod writer;
 use connect::connect;
-use delivery::{for_the_core, overloaded, pace, read_message};
+use delivery::{behind_nat, for_the_core, overloaded, pace, read_message};
 use first_bytes::{FirstBytes, Look};
 use keepalive::keepalive;
 pub(super) use registry::Registry;
@@ -39,10 +39,12 @@ const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// a call on it (closed, a peer behind NAT could no longer be reached: a connection back
 /// goes to the private address its Contact names; `Registry::keep_in_use`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long a connection whose peer closed its side right after a request (a BYE, then
-/// `shutdown(SHUT_WR)`) stays open for the answer: a half-closed socket still takes it,
-/// and RFC 3261 §18.2.2 sends it there while the connection is open (after, to the Via's
-/// port, where a NATed peer listens on nothing). Bounded by the message timeout too.
+/// How long a connection whose peer behind NAT closed its side right after a request (a
+/// BYE, then `shutdown(SHUT_WR)`) stays open for the answer: a half-closed socket still
+/// takes it, and RFC 3261 §18.2.2 sends it there while the connection is open; after, it
+/// goes to the Via's port, where a NATed peer listens on nothing. (A peer not behind NAT
+/// gets it there as before: one that closed both ways would lose it to a reset here.)
+/// Bounded by the message timeout too.
 const HALF_CLOSED_LINGER: Duration = Duration::from_secs(2);
 /// Per-connection settings from `[protect]`.
 #[derive(Debug, Clone, Copy)]
@@ -223,8 +225,8 @@ async fn serve(
     let mut answered = false;
     // A stranger's messages went to the core (an asked one's answers).
     let mut delivered = false;
-    // When the last request (not an ACK) was read from a peer: an end of stream soon after
-    // waits for its answer ([`HALF_CLOSED_LINGER`]).
+    // When the last message read from a peer behind NAT was a request (not an ACK): an end
+    // of stream soon after waits for its answer ([`HALF_CLOSED_LINGER`]).
     let mut asked: Option<tokio::time::Instant> = None;
     let mut first = FirstBytes::default();
     let mut ended = false;
@@ -401,11 +403,7 @@ async fn serve(
                     // requests on a trunk's connection). When the queue of new work is
                     // full it is refused here, over the connection it came on.
                     let new_work = super::inbox::is_new_work(&msg);
-                    if let crate::sip::Message::Request(r) = &msg
-                        && r.method() != crate::sip::Method::Ack
-                    {
-                        asked = Some(tokio::time::Instant::now());
-                    }
+                    asked = behind_nat(&msg, peer.ip()).then(tokio::time::Instant::now);
                     let ev = read_message(msg, source, at);
                     if new_work {
                         if let Err(ev) = inbox.offer(ev)

@@ -45,6 +45,24 @@ pub(super) async fn pace(
     })
 }
 
+/// Whether `msg` is a request to be answered (not an ACK) from a peer behind NAT: its top
+/// Via's sent-by an IP address other than `source`'s, so no connection opened back to
+/// `source` at the Via's port would reach it (a host name: not known, taken as reachable).
+pub(super) fn behind_nat(msg: &crate::sip::Message, source: std::net::IpAddr) -> bool {
+    let crate::sip::Message::Request(r) = msg else {
+        return false;
+    };
+    r.method() != crate::sip::Method::Ack
+        && r.top_via()
+            .and_then(|v| {
+                v.host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+            })
+            .is_some_and(|ip| ip.to_canonical() != source.to_canonical())
+}
+
 /// A message read from `source` at `at`, as the core's queues take it (unscreened: the
 /// connection's source is its own).
 pub(super) fn read_message(msg: crate::sip::Message, source: Target, at: Instant) -> Event {

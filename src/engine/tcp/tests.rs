@@ -307,18 +307,51 @@ async fn a_strangers_tcp_message_queues_as_its_datagram_would() {
     assert_eq!((ups, downs), (1, 0));
 }
 
-/// A peer that sends a BYE and closes its side at once (`shutdown(SHUT_WR)`) still gets the
-/// answer on that connection: its end of stream waits for it (a half-closed socket takes
-/// writes). Before, the end aborted the writer at once, and the answer went to a new
-/// connection toward the Via's port, where a NATed phone listens on nothing.
+/// A peer behind NAT (its Via a private address) that sends a BYE and closes its side at
+/// once (`shutdown(SHUT_WR)`) still gets the answer on that connection: its end of stream
+/// waits for it (a half-closed socket takes writes). Before, the end aborted the writer at
+/// once, and the answer went to a new connection toward the Via's port, where a NATed
+/// phone listens on nothing. One not behind NAT gets it there, as before (see
+/// `a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer_only`).
 #[tokio::test]
-async fn a_peer_that_half_closes_after_a_request_gets_its_answer() {
+async fn a_peer_behind_nat_that_half_closes_after_a_request_gets_its_answer() {
+    for natted in [true, false] {
+        let (tx, conn, _queues) = half_closed_after_a_bye(natted).await;
+        // The core answers a moment after the end of stream was read.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = tx.send(Bytes::from_static(
+            b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ));
+        assert_eq!(sent, natted, "natted: {natted}");
+        if natted {
+            let mut got = Vec::new();
+            let mut conn = conn;
+            let read = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut got));
+            assert!(
+                read.await.is_ok(),
+                "the connection was closed after the answer"
+            );
+            assert!(got.starts_with(b"SIP/2.0 200 OK\r\n"), "{got:?}");
+        }
+    }
+}
+
+/// A peer's connection that sent a BYE (its Via at a private address when `natted`) and
+/// closed its side: the writer the core got, and the peer's end.
+async fn half_closed_after_a_bye(
+    natted: bool,
+) -> (Writer, tokio::net::TcpStream, crate::engine::inbox::Queues) {
     let (inbox, mut queues, protect) = inbox_with(Protect::default());
     let gw = listening(&inbox, &protect).await;
     let mut conn = connect_from("127.0.0.2", gw).await;
-    conn.write_all(request("BYE", ";tag=x", "z9hG4bKhc").as_bytes())
-        .await
-        .unwrap();
+    let mut bye = request("BYE", ";tag=x", "z9hG4bKhc");
+    if natted {
+        bye = bye.replace(
+            "Via: SIP/2.0/TCP 127.0.0.2:5060",
+            "Via: SIP/2.0/TCP 10.0.0.5:5060",
+        );
+    }
+    conn.write_all(bye.as_bytes()).await.unwrap();
     conn.shutdown().await.unwrap();
     let (mut tx, mut message) = (None, false);
     tokio::time::timeout(Duration::from_secs(2), async {
@@ -333,16 +366,7 @@ async fn a_peer_that_half_closes_after_a_request_gets_its_answer() {
     })
     .await
     .expect("the connection and its BYE");
-    // The core answers a moment after the end of stream was read.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let tx = tx.unwrap();
-    assert!(tx.send(Bytes::from_static(
-        b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
-    )));
-    let mut got = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut got)).await;
-    assert!(read.is_ok(), "the connection was closed after the answer");
-    assert!(got.starts_with(b"SIP/2.0 200 OK\r\n"), "{got:?}");
+    (tx.unwrap(), conn, queues)
 }
 
 /// A stranger (`unknown_sources = "reject"`) whose request comes in short segments, after
