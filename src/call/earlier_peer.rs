@@ -64,6 +64,12 @@ impl Call {
         let (Some(peer), Some(b)) = (self.attempt.as_ref().map(|a| a.peer.clone()), &self.b) else {
             return;
         };
+        // Kept already, its credentials with it (the next peer's INVITE could not start, and
+        // the one after is tried): nothing new, which must not replace them with none.
+        let kept = (self.earlier_peers.as_deref()).is_some_and(|e| e.of_call(&b.call_id).is_some());
+        if kept && session.is_none() && invite.is_none() {
+            return;
+        }
         let always = Self::credentials_of(cx, &peer)
             .is_some_and(|c| c.in_dialog == crate::auth::InDialog::Always);
         let invite = match invite {

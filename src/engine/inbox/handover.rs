@@ -43,7 +43,14 @@ impl Inbox {
         if matches!(ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
             return None;
         }
-        let room = self.stranger_queue(ev).capacity() > 0;
+        let queue = self.stranger_queue(ev);
+        // (New work's room is counted in bytes too: tried, and given back.)
+        let size = budget::size(ev);
+        let bytes = !std::ptr::eq(queue, &self.fresh) || self.fresh_bytes.take(size);
+        if bytes && std::ptr::eq(queue, &self.fresh) {
+            self.fresh_bytes.give(size);
+        }
+        let room = bytes && queue.capacity() > 0;
         if !room {
             self.count_queue_full();
         }
