@@ -208,8 +208,10 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
         crate::threads::Joined::Finished => {}
         crate::threads::Joined::Panicked => error!("the recording writer stopped abnormally"),
         crate::threads::Joined::StillRunning => error!(
-            "the recording writer did not finish within {} s (the disk does not answer): \
-             recordings still open may lack their last seconds and a correct header",
+            "the recording writer did not finish within {} s (a disk that does not answer, \
+             or a long hold's silence or the last syncs still being written): recordings \
+             still open may lack their last seconds and a correct header, finished ones \
+             their sync to the disk",
             WAV_CLOSE_WAIT.as_secs()
         ),
     }
