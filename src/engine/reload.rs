@@ -27,19 +27,20 @@ impl Recording {
     }
 }
 
-/// Read and check the configuration at `path` for a reload, and try its recording folder:
-/// a folder the gateway cannot write refuses the reload when the reload names it or turns
-/// recording on; the folder the running gateway already records into, gone bad meanwhile
-/// (a file system remounted read-only), is a warning only, or no reload could go through
-/// (an urgent one, a peer removed after fraud) until the disk is mended.
+/// Read and check the configuration at `path` for a reload, and try its recording folder
+/// when the reload names another or turns recording on: a folder the gateway cannot write
+/// refuses the reload. The folder the running gateway already records into is not tried:
+/// gone bad meanwhile (a file system remounted read-only) its recordings say so as they
+/// fail, and a hung one (a hard NFS mount) would hold every reload's load past its limit
+/// (the stuck loads then refusing every reload, an urgent one too: a peer removed after
+/// fraud) until the disk answers again.
 fn load(path: &std::path::Path, running: &Recording) -> Result<Config, ConfigErrors> {
-    let mut cfg = Config::load(path)?;
-    if let Err(e) = super::wav::check_recording_dir(&cfg) {
-        let e = crate::config::ConfigError::file(path, e);
-        if cfg.recording_dir != running.dir || !running.any {
-            return Err(ConfigErrors(vec![e]));
-        }
-        cfg.warnings.push(e);
+    let cfg = Config::load(path)?;
+    let unchanged = cfg.recording_dir == running.dir && running.any;
+    if !unchanged && let Err(e) = super::wav::check_recording_dir(&cfg) {
+        return Err(ConfigErrors(vec![crate::config::ConfigError::file(
+            path, e,
+        )]));
     }
     Ok(cfg)
 }

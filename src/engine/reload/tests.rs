@@ -86,8 +86,9 @@ fn one_thread_per_core_stays_the_setting_when_the_cores_change() {
     );
 }
 
-/// A recording folder gone bad under a running gateway does not block reloads (a
-/// warning); one a reload names, or recording turned on into it, refuses the reload.
+/// A recording folder gone bad under a running gateway does not block reloads: it is not
+/// even tried (hung, as a hard NFS mount hangs, it would hold every reload's load past its
+/// limit); one a reload names, or recording turned on into it, refuses the reload.
 #[test]
 fn a_bad_recording_folder_refuses_only_the_reload_that_brings_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,10 +118,10 @@ fn a_bad_recording_folder_refuses_only_the_reload_that_brings_it() {
     };
     let cfg = load(&path, &same).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        cfg.warnings
+        !cfg.warnings
             .iter()
             .any(|w| w.message.contains("[recording] dir")),
-        "{:?}",
+        "not tried: {:?}",
         cfg.warnings
     );
     for running in [
