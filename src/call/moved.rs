@@ -49,18 +49,15 @@ impl Env {
     }
 
     /// A reload moved peers with `calls` calls up, numbered below `before`, replacing
-    /// `old`. Past [`MAX_MOVED_RELOADS`] the latest is widened instead (its calls up include
-    /// the earlier's still up), as the shell widens its addresses.
+    /// `old`. Past [`MAX_MOVED_RELOADS`] the oldest is forgotten: its calls are the fewest
+    /// still up (the oldest), while the configuration this reload replaced is the one every
+    /// call begun since the last reload began with. (Before, this one's was dropped and the
+    /// latest widened: its peers' answers to those calls went unheard.)
     pub fn note_moved(&mut self, before: super::CallRef, calls: usize, old: Arc<Config>) {
-        let full = self.moved.len() >= MAX_MOVED_RELOADS;
-        let m = Moved { before, calls, old };
-        match self.moved.back_mut() {
-            Some(last) if full => {
-                last.before = m.before;
-                last.calls = m.calls;
-            }
-            _ => self.moved.push_back(m),
+        if self.moved.len() >= MAX_MOVED_RELOADS {
+            self.moved.pop_front();
         }
+        self.moved.push_back(Moved { before, calls, old });
     }
 
     /// Call `r` is gone: one fewer up for each reload it was up at.

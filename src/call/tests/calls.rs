@@ -1282,3 +1282,24 @@ fn a_failover_skips_a_peer_a_reload_moved() {
     assert!(h.take_requests("127.0.0.9:5060", Method::Invite).is_empty());
     assert!(h.statuses(PHONE).iter().any(|s| *s >= 300));
 }
+
+/// Past 64 reloads that moved peers with calls up, the oldest is forgotten, and the
+/// configuration the last one replaced is kept: the calls begun since the reload before
+/// began with it. Before, that one was dropped and the oldest kept.
+#[test]
+fn past_the_moved_reloads_bound_the_newest_replaced_configuration_is_kept() {
+    let mut h = H::new();
+    let configs: Vec<Arc<Config>> = (0..=crate::call::MAX_MOVED_RELOADS)
+        .map(|_| Arc::new(config()))
+        .collect();
+    for (n, old) in configs.iter().enumerate() {
+        h.core.env.note_moved(n as u64 + 1, 1, old.clone());
+    }
+    let moved = &h.core.env.moved;
+    assert_eq!(moved.len(), crate::call::MAX_MOVED_RELOADS);
+    assert!(Arc::ptr_eq(
+        &moved.back().unwrap().old,
+        configs.last().unwrap()
+    ));
+    assert!(Arc::ptr_eq(&moved.front().unwrap().old, &configs[1]));
+}
