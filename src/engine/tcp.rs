@@ -17,6 +17,7 @@ use super::inbox::{Inbox, StrangerSends};
 use crate::config::UnknownSources;
 use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport};
 
+mod accept_pace;
 mod connect;
 mod delivery;
 mod first_bytes;
@@ -24,6 +25,7 @@ mod keepalive;
 mod registry;
 mod slots;
 mod writer;
+use accept_pace::AcceptPace;
 use connect::connect;
 use delivery::{behind_nat, for_the_core, overloaded, pace, read_message};
 use first_bytes::{FirstBytes, Look};
@@ -87,6 +89,7 @@ pub(super) async fn accept(
     // After a failed accept (out of descriptors, say), a pause that doubles while it
     // keeps failing; logged once a run, not every pause.
     let mut pause = ACCEPT_PAUSE;
+    let mut paced = AcceptPace::new(Instant::now());
     loop {
         // Each connection counts against the task's share of the thread (an accept takes
         // none of tokio's budget): a flood of connections must not hold the core's thread.
@@ -110,6 +113,13 @@ pub(super) async fn accept(
                     && !inbox.may_answer(peer.ip(), Instant::now())
                 {
                     inbox.tally.count_stranger(peer.ip());
+                    continue;
+                }
+                // Over its source's pace too (`accept_pace.rs`).
+                if let Some(rate) = inbox.stream_rate(peer.ip())
+                    && !paced.admit(peer.ip(), rate, Instant::now())
+                {
+                    crate::ops::metrics::refused("tcp_accept_rate");
                     continue;
                 }
                 // Over a cap the connection is closed at once (dropping it), and counted.

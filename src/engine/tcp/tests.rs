@@ -428,6 +428,27 @@ async fn a_strangers_request_that_finds_no_room_costs_accepted_work_nothing() {
     );
 }
 
+/// A source that opens connections faster than `[protect] source_rate` has those over the
+/// pace closed at once (a second's worth taken); before, every one was served, each
+/// costing the signalling thread its news.
+#[tokio::test]
+async fn connections_past_a_sources_pace_are_closed_at_once() {
+    let (inbox, _queues, protect) = inbox_with(Protect {
+        source_rate: Some(3),
+        ..Protect::default()
+    });
+    let gw = listening(&inbox, &protect).await;
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        conns.push(connect_from("127.0.0.2", gw).await);
+    }
+    let mut closed = 0;
+    for c in &mut conns {
+        closed += usize::from(closed_within(c, Duration::from_millis(300)).await);
+    }
+    assert_eq!(closed, 2, "the three of the pace stay open");
+}
+
 /// A peer's message that frames but does not parse (a header over the parser's limit) is
 /// handed to the core as unparseable (a 400 goes back, as over UDP), and the BYE behind it
 /// on the connection still arrives. Before, the connection was closed and the BYE lost. (The

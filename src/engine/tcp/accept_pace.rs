@@ -1,0 +1,93 @@
+//! New TCP connections per source, paced to `[protect] source_rate` (a connection counts
+//! as a message: a second's worth at once, then the rate). The caps bound how many
+//! connections a source holds at once, not how fast it opens them: a host in a peer's
+//! wide `match` (or a stranger in `reject` mode) that opened and closed connections in a
+//! loop cost the signalling thread a connection's news (up, down) each time, unbounded.
+//! Over the pace a connection is closed at once, counted. A fixed table (4,096 cells by a
+//! keyed hash of the source, an IPv6 /64 being one): nothing is allocated per source, and
+//! two sources sharing a cell share its pace now and then. Kept by the accepting task
+//! alone (no lock).
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::time::Instant;
+
+const CELLS: usize = 4096;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Cell {
+    tokens: f32,
+    /// Milliseconds since the table's epoch at its last use, plus one (0: never used, full).
+    at_ms: u32,
+}
+
+pub(super) struct AcceptPace {
+    cells: Box<[Cell]>,
+    epoch: Instant,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl AcceptPace {
+    pub(super) fn new(now: Instant) -> AcceptPace {
+        AcceptPace {
+            cells: vec![Cell::default(); CELLS].into_boxed_slice(),
+            epoch: now,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// Whether a connection from `ip` may be taken at `now`, paced to `rate` a second.
+    pub(super) fn admit(&mut self, ip: IpAddr, rate: u32, now: Instant) -> bool {
+        let key = crate::engine::source_guard::source_key(ip);
+        let i = (self.hasher.hash_one(key) % CELLS as u64) as usize;
+        let Some(cell) = self.cells.get_mut(i) else {
+            return true;
+        };
+        let rate = rate.max(1) as f32;
+        // (A process up for 49 days wraps the stamp: a cell then looks older than it is,
+        // and refills; never emptier.)
+        let now_ms = u32::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u32::MAX - 1)
+            .saturating_add(1);
+        let tokens = if cell.at_ms == 0 {
+            rate
+        } else {
+            let elapsed = now_ms.wrapping_sub(cell.at_ms) as f32 / 1000.0;
+            (cell.tokens + elapsed * rate).min(rate)
+        };
+        cell.at_ms = now_ms;
+        if tokens >= 1.0 {
+            cell.tokens = tokens - 1.0;
+            true
+        } else {
+            cell.tokens = tokens;
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A second's worth at once, then the rate; each source its own pace.
+    #[test]
+    fn connections_are_paced_per_source() {
+        let t0 = Instant::now();
+        let mut p = AcceptPace::new(t0);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let taken = (0..15).filter(|_| p.admit(a, 10, t0)).count();
+        assert_eq!(taken, 10);
+        // Another address of the same /64 is the same source.
+        let mut q = AcceptPace::new(t0);
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::2".parse().unwrap();
+        assert_eq!((0..10).filter(|_| q.admit(v6a, 5, t0)).count(), 5);
+        assert!(!q.admit(v6b, 5, t0));
+        // A tenth of a second later, one more for the rate of 10.
+        let later = t0 + Duration::from_millis(100);
+        assert!(p.admit(a, 10, later));
+        assert!(!p.admit(a, 10, later));
+    }
+}
