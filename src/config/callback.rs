@@ -83,16 +83,20 @@ impl CallbackConfig {
         self.allow_any || self.allow.iter().any(|n| n.prefix_len() == 0)
     }
 
-    /// Whether `ip` may send only because anyone may: [`Self::open_to_anyone`], and no
-    /// narrower `allow` network holds it (an AS allowed by name is one, whatever else the
-    /// list lets in).
+    /// Whether `ip` may send only because anyone may ([`Self::open_to_anyone`]) or a wide
+    /// `allow` network holds it (wider than an IPv4 /24 or an IPv6 /64: a network anyone in
+    /// it may forge the others' addresses from), and no narrower one does (an AS allowed by
+    /// name, or within a small network of servers, is one whatever else the list lets in).
+    /// Its answers are held to a rate, and a RESPONSE goes to it once: its address may be
+    /// forged.
     pub fn open_only_to(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.open_to_anyone()
-            && !self
-                .allow
-                .iter()
-                .any(|n| n.prefix_len() > 0 && n.contains(&ip))
+        let narrow = |n: &IpNet| n.prefix_len() >= if n.addr().is_ipv4() { 24 } else { 64 };
+        let held = |narrow_ones: bool| {
+            (self.allow.iter())
+                .any(|n| n.prefix_len() > 0 && narrow(n) == narrow_ones && n.contains(&ip))
+        };
+        (self.open_to_anyone() || held(false)) && !held(true)
     }
 }
 

@@ -292,3 +292,22 @@ fn a_callback_port_on_a_sip_udp_listener_is_refused() {
     let (_d, clash) = load_with(&any, "[callback]\nport = 5060\n");
     assert!(clash.is_err(), "every IPv4 address holds it");
 }
+
+/// A source let in only by a wide `allow` network (wider than an IPv4 /24 or an IPv6 /64)
+/// has its answers held to the rate, as one let in by `allow_any`: anyone in that network
+/// may forge the others' addresses. One a narrower network also holds does not. Before, only
+/// `allow_any` (or a /0) held answers back.
+#[test]
+fn a_source_let_in_only_by_a_wide_network_is_held_to_the_answer_rate() {
+    let (_dir, cfg) = load(
+        "[callback]\nallow = [\"10.0.0.0/8\", \"10.1.2.0/24\", \"127.0.0.1\", \"2001:db8::/48\", \"2001:db8:0:1::/64\"]\nport = 5080\n",
+    );
+    let cb = cfg.unwrap().callback;
+    let capped = |ip: &str| cb.open_only_to(ip.parse().unwrap());
+    assert!(capped("10.9.9.9"));
+    assert!(!capped("10.1.2.3"));
+    assert!(!capped("127.0.0.1"));
+    assert!(capped("2001:db8:0:2::5"));
+    assert!(!capped("2001:db8:0:1::5"));
+    assert!(!capped("::ffff:127.0.0.1"));
+}
