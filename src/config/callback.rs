@@ -83,13 +83,25 @@ impl CallbackConfig {
         self.allow_any || self.allow.iter().any(|n| n.prefix_len() == 0)
     }
 
-    /// Whether `ip` may send only because anyone may ([`Self::open_to_anyone`]) or a wide
-    /// `allow` network holds it (wider than an IPv4 /24 or an IPv6 /64: a network anyone in
-    /// it may forge the others' addresses from), and no narrower one does (an AS allowed by
-    /// name, or within a small network of servers, is one whatever else the list lets in).
-    /// Its answers are held to a rate, and a RESPONSE goes to it once: its address may be
-    /// forged.
+    /// Whether `ip` may send only because anyone may: [`Self::open_to_anyone`], and no
+    /// narrower `allow` network holds it (an AS allowed by name is one, whatever else the
+    /// list lets in). A RESPONSE goes to it once: its address may be forged.
     pub fn open_only_to(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.open_to_anyone()
+            && !self
+                .allow
+                .iter()
+                .any(|n| n.prefix_len() > 0 && n.contains(&ip))
+    }
+
+    /// [`Self::open_only_to`], or a wide `allow` network holds `ip` (wider than an IPv4 /24
+    /// or an IPv6 /64: anyone in it may forge the others' addresses) and no narrower one
+    /// does (an AS within a small network of servers is one, whatever else the list lets
+    /// in). Its answers are held to a rate: a forged STATUS or bad datagram is not
+    /// reflected at will. (Its RESPONSEs are still resent: only a call placed, which
+    /// `rate` holds, has one.)
+    pub fn let_in_widely(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         let narrow = |n: &IpNet| n.prefix_len() >= if n.addr().is_ipv4() { 24 } else { 64 };
         let held = |narrow_ones: bool| {

@@ -303,11 +303,13 @@ fn a_source_let_in_only_by_a_wide_network_is_held_to_the_answer_rate() {
         "[callback]\nallow = [\"10.0.0.0/8\", \"10.1.2.0/24\", \"127.0.0.1\", \"2001:db8::/48\", \"2001:db8:0:1::/64\"]\nport = 5080\n",
     );
     let cb = cfg.unwrap().callback;
-    let capped = |ip: &str| cb.open_only_to(ip.parse().unwrap());
+    let capped = |ip: &str| cb.let_in_widely(ip.parse().unwrap());
     assert!(capped("10.9.9.9"));
     assert!(!capped("10.1.2.3"));
     assert!(!capped("127.0.0.1"));
     assert!(capped("2001:db8:0:2::5"));
     assert!(!capped("2001:db8:0:1::5"));
     assert!(!capped("::ffff:127.0.0.1"));
+    // Its RESPONSEs are still resent: only anyone's are sent once.
+    assert!(!cb.open_only_to("10.9.9.9".parse().unwrap()));
 }
