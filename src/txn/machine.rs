@@ -52,7 +52,9 @@ pub struct Client {
     pub state: State,
     invite: bool,
     reliable: bool,
-    /// Parsed request, kept until the final response (the ACK for a non-2xx is built from it).
+    /// An INVITE, parsed, kept until the final response (the ACK for a non-2xx is built
+    /// from it). Another request is not kept: its retransmissions are its wire bytes, and
+    /// one unanswered (a BYE in an outage) held itself twice until Timer F.
     request: Option<Box<Request>>,
     /// Its wire form, for retransmission; dropped once nothing will retransmit it.
     wire: Option<Bytes>,
@@ -112,7 +114,7 @@ impl Client {
             },
             invite,
             reliable,
-            request: Some(Box::new(request)),
+            request: invite.then(|| Box::new(request)),
             wire: Some(wire),
             ack: None,
             interval: c.t1,
