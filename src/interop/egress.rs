@@ -372,7 +372,7 @@ pub fn copy_end_to_end(
             out.push_header(h, v)?;
         }
     }
-    super::sender::standing_privacy(out, src.has_header(&Hdr::named("Privacy")), sender)?;
+    super::sender::standing_privacy(out, &privacy)?;
     if let Some(ua) = &peer.headers.user_agent {
         out.push_header(&Hdr::USER_AGENT, ua.clone())?;
     }
@@ -457,7 +457,7 @@ pub fn relayed_response(
             out.push_header(h, v)?;
         }
     }
-    super::sender::standing_privacy(&mut out, from.has_header(&Hdr::named("Privacy")), sender)?;
+    super::sender::standing_privacy(&mut out, &privacy)?;
     if let Some(server) = &to_peer.headers.user_agent {
         out.push_header(&Hdr::SERVER, server.clone())?;
     }

@@ -58,18 +58,20 @@ impl Sender {
     }
 }
 
-/// `out` (built from `src`, from `sender`) without a `Privacy` of its own, carrying an
-/// identity while its sender's party asked for it withheld earlier in the dialog: the
-/// identity goes to a trusted peer with that request (RFC 3325 §7), or it would show it.
+/// `out` without a `Privacy` of its own, carrying an identity while its sender's party
+/// asks it withheld (`privacy`: what [`Sender::privacy`] made of its message's lines, which
+/// the earlier request's stand for when it has none): the identity goes to a trusted peer
+/// with `Privacy: id` (RFC 3325 §7), or it would show it. So too when the message's own
+/// `Privacy` asked for `id` but was not copied (a control character in it): before, the
+/// identity then went without, failing open.
 pub(super) fn standing_privacy(
     out: &mut impl crate::sip::Body,
-    src_has_privacy: bool,
-    sender: Sender,
+    privacy: &[String],
 ) -> Result<(), SipError> {
-    let privacy = Hdr::named("Privacy");
+    let header = Hdr::named("Privacy");
     let carries = (super::headers::ASSERTED.iter()).any(|h| out.header_value(h).is_some());
-    if sender.private && !src_has_privacy && carries && out.header_value(&privacy).is_none() {
-        out.insert_header_before_length(&privacy, "id".into())?;
+    if super::headers::asks_id_privacy(privacy) && carries && out.header_value(&header).is_none() {
+        out.insert_header_before_length(&header, "id".into())?;
     }
     Ok(())
 }

@@ -1517,6 +1517,30 @@ fn a_trusted_peer_gets_the_standing_privacy_request_with_the_identity() {
     assert_eq!(ok.header(&Hdr::named("Privacy")).as_deref(), Some("id"));
 }
 
+/// The 200's own `Privacy: id` carries a control character, so it is not copied: the
+/// identity still goes with `Privacy: id`. Before, it went to the trusted PBX without any,
+/// failing open (RFC 3325 §7).
+#[test]
+fn an_uncopied_privacy_still_goes_as_privacy_id_with_the_identity() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.headers.trust_identity = true;
+        }
+    }));
+    h.recv(PHONE, &invite_text("pv3", "z9hG4bKpv3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let pai = "<sip:+8610888@10.9.9.9;user=phone>";
+    let heads = [
+        (Hdr::CONTACT, "<sip:c@127.0.0.3>"),
+        (Hdr::P_ASSERTED_IDENTITY, pai),
+        (Hdr::named("Privacy"), "id;\u{1b}"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "c1", &heads, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered");
+    assert!(ok.header(&Hdr::P_ASSERTED_IDENTITY).is_some());
+    assert_eq!(ok.header(&Hdr::named("Privacy")).as_deref(), Some("id"));
+}
+
 /// A second UPDATE whose identity asks for privacy (`Privacy: id`), which the PBX (outside
 /// the trust domain) may not learn: the identity kept from the first is dropped too, not
 /// sent with the answer as if it were still the connected party's.
