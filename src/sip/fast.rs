@@ -248,8 +248,32 @@ fn header_params(value: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// The value of `;name=` in `params`, up to the next `;`, `,` or space.
+/// The value of `;name=` in `params`, up to the next `;`, `,` or space. `None` unless the
+/// parameter is written once and plainly: the parser takes the first of two, spaced or not
+/// (`; tag=A;tag=B` is `A` to it; a first textual match would read `B`), and this must
+/// read what the parser reads or nothing.
 fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let bare = name.strip_prefix(b";")?.strip_suffix(b"=")?;
+    let mut seen = 0;
+    for (i, _) in params.iter().enumerate().filter(|(_, b)| **b == b';') {
+        let rest = &params[i + 1..];
+        let lead = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let Some(after) = rest
+            .get(lead..)
+            .filter(|r| r.len() >= bare.len() && r[..bare.len()].eq_ignore_ascii_case(bare))
+        else {
+            continue;
+        };
+        let after = &after[bare.len()..];
+        let gap = after.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        if after.get(gap) != Some(&b'=') {
+            continue; // another parameter whose name begins so (`;tagged=`)
+        }
+        seen += 1;
+        if lead > 0 || gap > 0 || seen > 1 {
+            return None;
+        }
+    }
     let at = find(params, name)?;
     let rest = &params[at + name.len()..];
     let end = rest

@@ -357,3 +357,25 @@ fn a_to_with_unbalanced_brackets_is_not_read_for_a_tag() {
     );
     assert!(matches!(peek(invite.as_bytes()), Peek::Other));
 }
+
+/// A tag or branch written twice, or with spaces about its `;` or `=`, is not read here:
+/// the parser takes the first (`; tag=A;tag=B` is `A` to it), and a first textual match of
+/// `;tag=` read `B` (found by review; the fuzzer's check that both readings agree had not).
+#[test]
+fn a_parameter_written_twice_or_spaced_is_not_read() {
+    let bye = "BYE sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKb\r\n\
+               From: <sip:b@h>;tag=x\r\nTo: <sip:a@h>;tag=332\r\nCall-ID: c9@h\r\nCSeq: 2 BYE\r\n\r\n";
+    for odd in [
+        "; tag=A;tag=B",
+        ";tag =A;tag=B",
+        ";tag=A;tag=B",
+        ";TAG=A;tag=B",
+    ] {
+        let m = bye.replace(";tag=332", odd);
+        assert_eq!(ids(m.as_bytes()).to_tag, None, "{odd}");
+    }
+    let m = bye.replace(";tag=332", ";tagged=1;TAG=332");
+    assert_eq!(ids(m.as_bytes()).to_tag, Some(&b"332"[..]));
+    let m = bye.replace(";branch=z9hG4bKb", "; branch=z9hG4bKA;branch=z9hG4bKB");
+    assert_eq!(ids(m.as_bytes()).branch, None);
+}
