@@ -84,14 +84,9 @@ impl Default for UriPolicy {
 /// part.
 const TRUNK_GROUP_PARAMS: [&str; 2] = ["tgrp", "trunk-context"];
 
-/// Whether a user part is a telephone number (digits, optionally after `+`; `*` and `#`
-/// allowed for service codes).
+/// Whether a user part is a telephone number ([`crate::sip::is_phone_digits`]).
 pub fn is_telephone_number(n: &str) -> bool {
-    let digits = n.strip_prefix('+').unwrap_or(n);
-    !digits.is_empty()
-        && digits
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    crate::sip::is_phone_digits(n)
 }
 
 /// A domain name (RFC 3966 §3 `domainname`): labels of letters, digits and hyphens, the

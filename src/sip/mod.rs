@@ -54,8 +54,8 @@ pub(crate) use tags::BRANCH_RANDOM;
 pub use tags::{TagKey, TagKind};
 pub use transport::{ConnId, ListenerId, Target, Transport};
 pub use uri::{
-    LEADING_PARAMS, NumberUri, dialled_number, is_paramchars, param_name, params_where,
-    percent_decoded, sip_uri_user, strip_visual_separators,
+    LEADING_PARAMS, NumberUri, dialled_number, is_paramchars, is_phone_digits, param_name,
+    params_where, percent_decoded, sip_uri_user, strip_visual_separators,
 };
 pub use via::ViaInfo;
 

@@ -145,14 +145,19 @@ pub fn strip_visual_separators(s: &str) -> String {
         .collect()
 }
 
-/// Digits (with `*` and `#`), after an optional `+`: what a telephone number is once its
-/// visual separators are gone.
-fn is_phone_digits(s: &str) -> bool {
-    let digits = s.strip_prefix('+').unwrap_or(s);
-    !digits.is_empty()
-        && digits
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+/// What a telephone number is once its visual separators are gone: digits after `+` (a
+/// global number, RFC 3966 §3), or digits, `*` and `#` (a local one: service codes).
+/// `+*21#` is neither: written as a global tel: URI it would not parse (such a call failed
+/// with an internal error).
+pub fn is_phone_digits(s: &str) -> bool {
+    match s.strip_prefix('+') {
+        Some(global) => !global.is_empty() && global.bytes().all(|b| b.is_ascii_digit()),
+        None => {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+        }
+    }
 }
 
 /// Whether a `phone-context` is one a number can be read under: a global one is `+` and
@@ -172,10 +177,16 @@ fn readable_context(ctx: &str) -> bool {
 
 /// The number a URI dials: the decoded user part of a SIP URI, or the subscriber of a tel URI
 /// (with its `phone-context`). `None` when the URI carries no user (a SIP URI without `user@`),
-/// or a global `phone-context` that is no number (`+1,9`: what it dials cannot be known).
+/// or a global `phone-context` that is no number (`+1,9`: what it dials cannot be known), or
+/// a tel URI with a parameter that cannot be read (`;;`, `x=a,b`): the parser stops there,
+/// and a `phone-context` (or `rn`) after it would be lost, the local number then read in the
+/// wrong country (or a ported one as not).
 pub fn dialled_number(uri: &str) -> Option<NumberUri> {
     let parsed = parse_uri(uri).ok()?;
     if let Some(tel) = parsed.tel_parts() {
+        if tel.parsed_parameters().any(|p| p.is_err()) {
+            return None;
+        }
         let number = strip_visual_separators(&String::from_utf8_lossy(tel.subscriber()));
         let phone_context = tel.parsed_parameters().find_map(|p| match p {
             Ok(p) if p.name_eq(b"phone-context") => {
@@ -362,6 +373,18 @@ mod tests {
         assert_eq!(n.phone_context.as_deref(), Some("+1-212"));
         let n = dialled_number("tel:1234;phone-context=pbx.example.com").unwrap();
         assert_eq!(n.phone_context.as_deref(), Some("pbx.example.com"));
+    }
+
+    /// A tel URI with a parameter the parser cannot read before its `phone-context` (an
+    /// empty one, a comma in a value, the context itself `+1,9`) is unreadable: before, the
+    /// context after it was lost and the local number read in the sender's country.
+    #[test]
+    fn a_tel_uri_with_an_unreadable_parameter_is_unreadable() {
+        assert!(dialled_number("tel:5550100;;phone-context=+44-20").is_none());
+        assert!(dialled_number("tel:5551234;x=a,b;phone-context=+44").is_none());
+        assert!(dialled_number("tel:5551234;phone-context=+1,9").is_none());
+        let n = dialled_number("tel:5551234;x=a;phone-context=+44").unwrap();
+        assert_eq!(n.phone_context.as_deref(), Some("+44"));
     }
 
     #[test]

@@ -484,3 +484,20 @@ fn a_local_number_keeps_the_global_context_it_was_dialled_in() {
     let private = n("1234", Some("pbx.example.com"));
     assert_eq!(kept_context(&private, "1234"), Some("pbx.example.com"));
 }
+
+/// `+` then `*` or `#` is no telephone number (a global one is digits only, RFC 3966 §3):
+/// not written as a tel: URI that would not parse (the call failed with an internal
+/// error), but as a SIP URI of that user. A local service code still is a number.
+#[test]
+fn a_plus_before_a_service_code_is_no_telephone_number() {
+    let tel = UriPolicy {
+        scheme: UriScheme::Tel,
+        country_code: Some("86".into()),
+        ..UriPolicy::default()
+    };
+    assert!(!is_telephone_number("+*21#"));
+    assert!(is_telephone_number("*21#") && is_telephone_number("+8610123"));
+    let uri = peer_uri("+*21#", false, &tel, "d");
+    assert!(!uri.starts_with("tel:"), "{uri}");
+    assert!(crate::sip::dialled_number(&uri).is_some(), "{uri}");
+}
