@@ -262,12 +262,9 @@ impl Call {
         no_answer: bool,
     ) {
         let status = resp.status();
-        // (Only values the gateway could write again: they may go on to the caller.)
-        let reasons: Vec<String> = resp
-            .header_lines(&Hdr::REASON)
-            .into_iter()
-            .filter(|v| crate::interop::egress::buildable(v))
-            .collect();
+        // (Read as the gateway writes them again: a control character in a value's text is
+        // left out there, not the value with its cause.)
+        let reasons: Vec<String> = resp.header_lines(&Hdr::REASON);
         let (cause, cause_source, reason_sip) = match peer {
             Some(p) => cause_for_status(status, &reasons, &p.causes),
             None => cause_for_status(status, &reasons, &Default::default()),
@@ -360,14 +357,14 @@ impl Call {
                 // left out by `relayed_response`.)
                 if self.ingress.causes.send_reason {
                     // The callee's own Reason values when it gave a Q.850 one (text and all,
-                    // as we write them), else (or when none can be written) the cause we
-                    // determined.
-                    let theirs = (cause_source == CauseSource::ReasonHeader)
-                        .then(|| crate::interop::causes::reasons_rebuilt(&reasons))
-                        .filter(|v| !v.is_empty());
-                    let values = theirs.unwrap_or_else(|| {
-                        crate::interop::causes::reason_values(cause, reason_sip.as_deref())
-                    });
+                    // as we write them), else the cause we determined beside its others.
+                    let theirs = if cause_source == CauseSource::ReasonHeader {
+                        crate::interop::causes::reasons_rebuilt(&reasons)
+                    } else {
+                        Vec::new()
+                    };
+                    let values =
+                        crate::interop::causes::reasons_told(theirs, cause, reason_sip.as_deref());
                     for v in values {
                         let _ = out.insert_header_before_length(&Hdr::REASON, v);
                     }
@@ -380,7 +377,16 @@ impl Call {
                 // ever. 502: what came from downstream was not valid.
                 warn!(error = %e, "cannot relay {status} to caller: 502 instead");
                 let req = self.template().clone();
-                cx.respond(txn, &req, 502, "Bad Gateway", &[]);
+                // With the To tag the caller's early dialog has (one tag for every response
+                // to a request, RFC 3261 §8.2.6.2), and the cause the CDR records.
+                let reason = crate::interop::causes::reason_header(Q850Cause(end.cause));
+                let extra: &[(Hdr, &str)] = if self.ingress.causes.send_reason {
+                    &[(Hdr::REASON, reason.as_str())]
+                } else {
+                    &[]
+                };
+                let tag = self.a.local_tag.clone();
+                cx.respond_tagged(txn, &req, 502, "Bad Gateway", &tag, extra);
                 // The CDR says what the caller got; the callee's status stays in its reason.
                 let end = EndInfo {
                     status: 502,

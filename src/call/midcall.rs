@@ -13,7 +13,7 @@ use super::release::bye_cause;
 use super::state::Call;
 use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
-use crate::interop::causes::{Q850Cause, reason_header};
+use crate::interop::causes::Q850Cause;
 use crate::interop::egress::ACCEPT;
 use crate::interop::transfer::TransferMode;
 use crate::sip::{Hdr, Method, Request, Target, Transport};
@@ -210,20 +210,16 @@ impl Call {
             }
             return;
         }
-        let reason_lines: Vec<String> = req
-            .header_lines(&Hdr::REASON)
-            .into_iter()
-            .filter(|v| crate::interop::egress::buildable(v))
-            .collect();
+        // (Read as the gateway writes them again: a control character in a value's text is
+        // left out there, not the value with its cause.)
+        let reason_lines: Vec<String> = req.header_lines(&Hdr::REASON);
         let (cause, cause_source, reason_sip) = bye_cause(&reason_lines);
-        // Toward the other leg: the sender's Reason values (as we write them), or normal
-        // clearing without one.
+        // Toward the other leg: the sender's Reason values (as we write them) with the cause
+        // the CDR records (normal clearing without one).
         let rebuilt = crate::interop::causes::reasons_rebuilt(&reason_lines);
-        let reason_hdr = Some(if rebuilt.is_empty() {
-            reason_header(Q850Cause::NORMAL_CLEARING)
-        } else {
-            rebuilt.join(", ")
-        });
+        let told =
+            crate::interop::causes::reasons_told(rebuilt, Q850Cause(cause), reason_sip.as_deref());
+        let reason_hdr = Some(told.join(", "));
         let tag = match side {
             // Its 2xx is held for its PRACK: it has only an early dialog, and gave up on a
             // call it never had answered, as when ringing.

@@ -326,13 +326,14 @@ impl Call {
                 EndInfo::internal(CallTag::MediaUnavailable, 503, 47, cx.now),
                 behind_front.then_some("5"),
             ),
-            // 488 → Q.850 127 (RFC 3398): the offer itself is what we cannot take; its
-            // Warning says why.
+            // 488 → Q.850 65, as a callee's 488 is (`rfc3398_cause`): the offer itself is
+            // what we cannot take, a refused session, not a failure of the network (127,
+            // before); its Warning says why.
             AttemptOutcome::BadSdp(w) => {
                 let end = EndInfo::internal(
                     CallTag::CallerRejected,
                     488,
-                    Q850Cause::INTERWORKING.0,
+                    Q850Cause::BEARER_NOT_IMPLEMENTED.0,
                     cx.now,
                 );
                 let warning = w.value(&cx.env.local.uri_host());

@@ -224,11 +224,17 @@ impl B2bua {
     /// Refuse an INVITE before it becomes a call: one response, and one CDR within the
     /// peer's `[cdr] refused_rate` (past it the refusal is counted instead).
     fn refuse(&mut self, now: Instant, id: TxnId, req: &Request, peer: &PeerName, no: Refusal) {
-        let extra: Vec<(Hdr, &str)> = no
+        let mut extra: Vec<(Hdr, &str)> = no
             .extra
             .iter()
             .map(|(h, v)| (h.clone(), v.as_str()))
             .collect();
+        // The cause the CDR records, told as a refusal of a call is (`[causes] send_reason`):
+        // before, only refusals made once the call existed carried it.
+        let reason = crate::interop::causes::reason_header(no.cause);
+        if (self.env.cfg.profile(peer)).is_some_and(|p| p.causes.send_reason) {
+            extra.push((Hdr::REASON, reason.as_str()));
+        }
         self.env.respond(now, id, req, no.status, no.reason, &extra);
         if !self.env.refusal_recorded(now, peer, no.tag, no.cause.0) {
             return;

@@ -1303,3 +1303,15 @@ fn past_the_moved_reloads_bound_the_newest_replaced_configuration_is_kept() {
     ));
     assert!(Arc::ptr_eq(&moved.front().unwrap().old, &configs[1]));
 }
+
+/// A call refused before it exists (no route: 404) is told its cause as one refused later
+/// is (`[causes] send_reason`): before, only refusals made once the call existed said it.
+#[test]
+fn a_refusal_before_the_call_exists_carries_its_cause() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("rr1", "z9hG4bKrr1", "999", ""));
+    let r = h.take_responses(PHONE).remove(0);
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.header(&Hdr::REASON).as_deref(), Some("Q.850;cause=1"));
+    assert_eq!(h.cdrs[0].cause, 1);
+}

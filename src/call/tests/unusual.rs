@@ -1205,3 +1205,49 @@ fn a_content_type_parameter_holding_a_control_character_stays_on_its_leg() {
         assert!(!out.body().is_empty());
     }
 }
+
+/// A callee's Q.850 cause whose text holds a control character is still its cause: the
+/// caller is told 34 (the text cleaned, as the gateway writes Reason values) and the CDR
+/// says 34 from the Reason. Before, the whole line was dropped and the table's 17 told.
+#[test]
+fn a_reason_with_a_control_character_in_its_text_keeps_its_cause() {
+    let mut h = H::new();
+    let (inv, _) = early(&mut h);
+    let Message::Response(busy) = reply(&inv, 486, "carrier1", &[], None) else {
+        unreachable!()
+    };
+    let text = String::from_utf8_lossy(&busy.to_bytes()).replace(
+        "Content-Length:",
+        "Reason: Q.850;cause=34;text=\"No circuit\u{1}\"\r\nContent-Length:",
+    );
+    h.recv(CARRIER_A, &text);
+    let r = h.response_with(PHONE, 486, "the status goes on");
+    let reason = r.header(&Hdr::REASON).unwrap_or_default();
+    assert!(reason.starts_with("Q.850;cause=34"), "{reason}");
+    assert_eq!(
+        (h.cdrs[0].cause, h.cdrs[0].cause_source),
+        (34, crate::interop::causes::CauseSource::ReasonHeader)
+    );
+}
+
+/// A callee's failure with only a preemption Reason (RFC 4411), which the CDR reads as
+/// cause 8: the caller is told cause 8 beside it. Before, only the preemption value went
+/// on, and the caller learnt no cause while the CDR said 8.
+#[test]
+fn a_preemption_reason_goes_on_with_its_q850_cause() {
+    let mut h = H::new();
+    let (inv, _) = early(&mut h);
+    let preempted = [(Hdr::REASON, "preemption;cause=1;text=\"UA preemption\"")];
+    h.recv_msg(CARRIER_A, reply(&inv, 486, "carrier1", &preempted, None));
+    let r = h.response_with(PHONE, 486, "the status goes on");
+    let lines = r.header_lines(&Hdr::REASON);
+    assert!(
+        lines.iter().any(|l| l.contains("Q.850;cause=8")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("preemption;cause=1")),
+        "{lines:?}"
+    );
+    assert_eq!(h.cdrs[0].cause, 8);
+}
