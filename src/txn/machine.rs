@@ -52,9 +52,7 @@ pub struct Client {
     pub state: State,
     invite: bool,
     reliable: bool,
-    /// An INVITE, parsed, kept until the final response (the ACK for a non-2xx is built
-    /// from it). Another request is not kept: its retransmissions are its wire bytes, and
-    /// one unanswered (a BYE in an outage) held itself twice until Timer F.
+    /// An INVITE, parsed, until its final (a non-2xx's ACK is built from it); no other.
     request: Option<Box<Request>>,
     /// Its wire form, for retransmission; dropped once nothing will retransmit it.
     wire: Option<Bytes>,

@@ -44,11 +44,10 @@ impl AcceptPace {
             return true;
         };
         let rate = rate.max(1) as f32;
-        // (A process up for 49 days wraps the stamp: a cell then looks older than it is,
-        // and refills; never emptier.)
-        let now_ms = u32::try_from(now.saturating_duration_since(self.epoch).as_millis())
-            .unwrap_or(u32::MAX - 1)
-            .saturating_add(1);
+        // The stamp wraps every 49.7 days (differences taken wrapping stay right for any
+        // cell used within that long; one idle longer may look fresher, for a second's
+        // refill at most). Saturated, it stopped: no cell refilled again.
+        let now_ms = (now.saturating_duration_since(self.epoch).as_millis() as u32).wrapping_add(1);
         let tokens = if cell.at_ms == 0 {
             rate
         } else {
@@ -89,5 +88,11 @@ mod tests {
         let later = t0 + Duration::from_millis(100);
         assert!(p.admit(a, 10, later));
         assert!(!p.admit(a, 10, later));
+        // Fifty days on, it still refills.
+        let day = Duration::from_secs(86_400);
+        let late = t0 + 50 * day;
+        assert_eq!((0..15).filter(|_| p.admit(a, 10, late)).count(), 10);
+        let later = late + Duration::from_millis(200);
+        assert_eq!((0..5).filter(|_| p.admit(a, 10, later)).count(), 2);
     }
 }
