@@ -53,6 +53,11 @@ impl Refusals {
 
     pub(super) fn note(&mut self, key: u64, now: Instant) {
         self.expire(now);
+        // Kept already (a retransmission refused again): nothing to make room for. Before,
+        // another INVITE's refusal was forgotten for it.
+        if self.keys.contains(&key) {
+            return;
+        }
         if self.order.len() >= MAX_KEPT
             && let Some((_, old)) = self.order.pop_front()
         {

@@ -105,6 +105,13 @@ impl Config {
         self.profiles.get(name)
     }
 
+    /// The place of the profile whose `match` holds `ip` among the profiles in name order:
+    /// a number of its own for each peer (overload control's fair share).
+    pub fn peer_order_for_source(&self, ip: IpAddr) -> Option<usize> {
+        let idx = self.peers.get(&self.profiles);
+        idx.order_of(idx.peer_for(ip.to_canonical())?)
+    }
+
     /// `[sip] advertise` when it is an IP address (bare, or IPv6 in brackets): what our own
     /// requests and connections leave from, where the host has it.
     pub fn advertise_ip(&self) -> Option<IpAddr> {

@@ -42,6 +42,9 @@ pub(super) struct PeerIndex {
     nets: PrefixTable<PeerName>,
     /// Every profile's `address` IP, canonical.
     addresses: HashSet<IpAddr>,
+    /// Each profile's place in name order: overload control's fair share tells peers apart
+    /// by it (a hash of the name put two peers in one slot now and then, for good).
+    order: HashMap<PeerName, usize>,
     /// How many profiles it was built from: a test that edits `Config::profiles` after a
     /// lookup would read a stale index (checked in debug builds).
     pub(super) built_from: usize,
@@ -53,6 +56,9 @@ impl PeerIndex {
             built_from: profiles.len(),
             ..PeerIndex::default()
         };
+        let mut names: Vec<&PeerName> = profiles.keys().collect();
+        names.sort();
+        idx.order = (names.into_iter().cloned()).zip(0..).collect();
         for p in profiles.values() {
             idx.addresses.insert(p.address.addr.ip().to_canonical());
             for n in &p.matches {
@@ -81,5 +87,10 @@ impl PeerIndex {
     /// Whether `ip` (canonical) is a profile's `address`.
     pub(super) fn is_address(&self, ip: IpAddr) -> bool {
         self.addresses.contains(&ip)
+    }
+
+    /// The place of profile `name` in name order.
+    pub(super) fn order_of(&self, name: &PeerName) -> Option<usize> {
+        self.order.get(name).copied()
     }
 }

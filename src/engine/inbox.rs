@@ -294,9 +294,7 @@ impl Inbox {
     /// The slot of the peer whose `match` holds `ip` (else of `ip`), for its fair part of
     /// overload control's share.
     pub(crate) fn fair_slot(&self, ip: IpAddr) -> usize {
-        let cfg = self.config.load();
-        let peer = cfg.peer_for_source(ip).map(|p| p.name.as_str());
-        Overload::slot(peer, ip)
+        Overload::slot(self.config.load().peer_order_for_source(ip), ip)
     }
 
     /// The peer a connection from `ip` is of, for its share of what peers' connections may

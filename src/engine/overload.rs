@@ -129,22 +129,24 @@ impl Overload {
         shedder.decide(now, waited, (reliable, slot), p)
     }
 
-    /// The fair-shedding slot of a request from `peer`, or from `ip` when no profile
-    /// matches it (the front's address, a departed peer's). The same in every process and
-    /// run (FNV-1a): which peers share a slot does not change at a restart. (Only peers'
-    /// requests are decided on: a stranger cannot pick an address to land in a peer's.)
-    pub(crate) fn slot(peer: Option<&str>, ip: IpAddr) -> usize {
+    /// The fair-shedding slot of a request from the peer at `peer` in name order
+    /// ([`crate::config::Config::peer_order_for_source`]): its own, for the first
+    /// [`fair::PEER_SLOTS`] profiles (more share, by their place); or from `ip` when no
+    /// profile matches it (the front's address, a departed peer's), among the slots kept
+    /// for addresses, by a hash the same in every run (FNV-1a). (Only peers' requests are
+    /// decided on: a stranger cannot pick an address to land in a peer's.)
+    pub(crate) fn slot(peer: Option<usize>, ip: IpAddr) -> usize {
         let fnv = |bytes: &[u8]| {
             (bytes.iter()).fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             })
         };
-        let h = match (peer, ip.to_canonical()) {
-            (Some(name), _) => fnv(name.as_bytes()),
-            (None, IpAddr::V4(v4)) => fnv(&v4.octets()),
-            (None, IpAddr::V6(v6)) => fnv(&v6.octets()),
-        };
-        (h % fair::SLOTS as u64) as usize
+        let addresses = (fair::SLOTS - fair::PEER_SLOTS) as u64;
+        match (peer, ip.to_canonical()) {
+            (Some(n), _) => n % fair::PEER_SLOTS,
+            (None, IpAddr::V4(v4)) => fair::PEER_SLOTS + (fnv(&v4.octets()) % addresses) as usize,
+            (None, IpAddr::V6(v6)) => fair::PEER_SLOTS + (fnv(&v6.octets()) % addresses) as usize,
+        }
     }
 
     /// See [`Shedder::screened`].
@@ -289,9 +291,12 @@ impl Overload {
             // An INVITE let through is worth more than a refusal: a refusal takes an empty
             // slot or the oldest refusal's, never one let through (spoofed in a peer's
             // name, refusals would push out the INVITEs whose retransmissions must reach
-            // the core), and one let through takes an empty slot, then a refusal's.
+            // the core), and one let through takes an empty slot, then a refusal's. A stale
+            // entry (past the 64 s it is read for, not yet swept) is an empty slot: before,
+            // a set of stale let-throughs took no refusal at a carrier's steady load.
             let rank = |v: u64| match v {
                 0 => 2,
+                v if Self::stale(stamp, v) => 2,
                 v if v & REFUSED != 0 => 1,
                 _ => 0,
             };

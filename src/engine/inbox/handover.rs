@@ -8,10 +8,10 @@ use super::{Inbox, Tally, budget, is_cancel, is_new_work};
 use crate::sip::Message;
 
 impl Inbox {
-    /// Hand over a stranger's message without waiting, never before accepted work: a
-    /// response to a request we sent it (an address a Contact named, a peer's old one)
-    /// with new work; a request (`unknown_sources = "reject"`) on the strangers' own queue,
-    /// read last. False when it was dropped.
+    /// Hand over a stranger's message without waiting: a response to a request we sent it
+    /// (an address a Contact named, a peer's old one) with accepted work; a request
+    /// (`unknown_sources = "reject"`) on the strangers' own queue, read last. False when it
+    /// was dropped.
     pub(crate) fn try_deliver_stranger(&self, ev: Event) -> bool {
         if matches!(&ev, Event::Message { msg, .. } if self.answers_nothing_of_ours(msg)) {
             return true;
@@ -19,6 +19,12 @@ impl Inbox {
         self.send_now(self.stranger_queue(&ev), ev).is_ok()
     }
 
+    /// A stranger's request (`reject` mode) waits on the strangers' queue, read last; its
+    /// response, which carries our branch (one that does not is dropped before), answers
+    /// a request of ours as a peer's does, and is served first as a peer's is (a carrier's
+    /// second SBC answering our BYE from outside every `match`): before, it waited with new
+    /// work, and was dropped with it in an overload. (Unchecked, where no key checks
+    /// branches, it waits with new work.)
     fn stranger_queue(&self, ev: &Event) -> &mpsc::Sender<Event> {
         let request = matches!(
             ev,
@@ -29,6 +35,8 @@ impl Inbox {
         );
         if request {
             &self.strangers
+        } else if self.tags.is_some() {
+            &self.urgent
         } else {
             &self.fresh
         }
@@ -44,11 +52,18 @@ impl Inbox {
             return None;
         }
         let queue = self.stranger_queue(ev);
-        // (New work's room is counted in bytes too: tried, and given back.)
+        // (The core's queues count their room in bytes too: tried, and given back.)
         let size = budget::size(ev);
-        let bytes = !std::ptr::eq(queue, &self.fresh) || self.fresh_bytes.take(size);
-        if bytes && std::ptr::eq(queue, &self.fresh) {
-            self.fresh_bytes.give(size);
+        let budget = if std::ptr::eq(queue, &self.urgent) {
+            Some(&self.urgent_bytes)
+        } else if std::ptr::eq(queue, &self.fresh) {
+            Some(&self.fresh_bytes)
+        } else {
+            None
+        };
+        let bytes = budget.is_none_or(|b| b.take(size));
+        if let Some(b) = budget.filter(|_| bytes) {
+            b.give(size);
         }
         let room = bytes && queue.capacity() > 0;
         if !room {

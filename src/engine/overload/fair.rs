@@ -9,11 +9,15 @@
 //! what a peer sent over that level is refused. A peer under the level loses nothing to
 //! the share; with one peer alone it is the share as before. (Requests that waited past
 //! the thresholds are refused or dropped whoever sent them: that is the queue, not a
-//! share.) Peers are told apart by a slot their name hashes to; behind a front every
-//! request comes from its address, so they share one slot there.
+//! share.) Peers are told apart by their profile (a slot each, for the first
+//! [`PEER_SLOTS`] in name order); behind a front every request comes from its address, so
+//! they share one slot there.
 
-/// Slots peers hash to (two peers in one slot are counted as one).
-pub(crate) const SLOTS: usize = 64;
+/// Slots of the fair share: one per peer, then some for sources no profile matches.
+pub(crate) const SLOTS: usize = 256;
+/// Slots for peers, one each for the first this many profiles in name order (more share
+/// one by their place: two peers in one slot are counted as one).
+pub(crate) const PEER_SLOTS: usize = 224;
 
 #[derive(Debug, Clone)]
 pub(super) struct Fair {

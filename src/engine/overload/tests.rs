@@ -454,7 +454,7 @@ fn a_remembered_invite_is_swept_before_its_stamp_can_wrap() {
 #[test]
 fn the_share_refused_falls_on_the_peer_sending_the_most() {
     let ov = Overload::new(&Protect::default());
-    let (big, small) = (Some("carrier-a"), Some("pbx"));
+    let (big, small) = (Some(0), Some(1));
     let ip = IpAddr::from([127, 0, 0, 3]);
     assert_ne!(Overload::slot(big, ip), Overload::slot(small, ip));
     let t = ov.stand_for(Instant::now(), 350);
@@ -473,4 +473,42 @@ fn the_share_refused_falls_on_the_peer_sending_the_most() {
     }
     assert_eq!(refused[1], 0, "the PBX lost {} of 40", refused[1]);
     assert!(refused[0] >= 40, "the carrier lost {} of 360", refused[0]);
+}
+
+/// A refusal takes a slot whose let-through is stale (past `RECENT_IDLE`, not yet swept):
+/// at a carrier's steady load many sets hold only those, and a refusal written nowhere
+/// let the refused INVITE's retransmission in as new once the queue drained.
+#[test]
+fn a_refusal_takes_a_stale_let_through_slot() {
+    let ov = Overload::new(&thresholds());
+    let t0 = Instant::now();
+    let in_set = |n: u64| ((n * 32_768 + 5) << 16) | 1;
+    for n in 0..WAYS as u64 {
+        ov.remember(in_set(n), t0);
+    }
+    let later = t0 + RECENT_IDLE + Duration::from_secs(1);
+    ov.remember_refused(in_set(9), later);
+    assert_eq!(ov.refused_here(in_set(9), later), Some(true));
+    // A fresh let-through is never pushed out by a refusal.
+    let fresh = later + Duration::from_secs(1);
+    for n in 10..10 + WAYS as u64 {
+        ov.remember(in_set(n), fresh);
+    }
+    ov.remember_refused(in_set(20), fresh);
+    assert_eq!(ov.refused_here(in_set(20), fresh), None);
+    assert_eq!(ov.refused_here(in_set(10), fresh), Some(false));
+}
+
+/// Each peer has a fair-share slot of its own by its place in name order: two peers no
+/// longer share one by a hash of their names (`carrier-a` and `trunk2` did), and a
+/// source no profile matches lands in the slots kept for addresses.
+#[test]
+fn each_peer_has_a_fair_slot_of_its_own() {
+    let ip = IpAddr::from([127, 0, 0, 3]);
+    let slots: std::collections::HashSet<usize> = (0..fair::PEER_SLOTS)
+        .map(|n| Overload::slot(Some(n), ip))
+        .collect();
+    assert_eq!(slots.len(), fair::PEER_SLOTS);
+    assert!(Overload::slot(None, ip) >= fair::PEER_SLOTS);
+    assert!(Overload::slot(None, ip) < fair::SLOTS);
 }

@@ -789,3 +789,49 @@ async fn next_on(queue: &mut tokio::sync::mpsc::Receiver<Event>, what: &str) -> 
         .flatten()
         .unwrap_or_else(|| panic!("{what}"))
 }
+
+/// With branches checked (as the gateway runs), a response from a stranger we asked (a
+/// carrier's second SBC answering our BYE from outside every `match`) carries our branch:
+/// it goes with accepted work, as a peer's does. Before, it waited with new work and was
+/// dropped with it in an overload. One with a branch not ours is dropped.
+#[tokio::test]
+async fn a_strangers_response_with_our_branch_goes_with_accepted_work() {
+    let mut cfg = crate::call::tests::config();
+    cfg.protect = Protect::default();
+    let key = crate::sip::TagKey::from_seed(9);
+    let (inbox, mut queues) = Inbox::new(Arc::new(cfg), Instant::now());
+    let inbox = inbox.checking_tags(key.clone());
+    let s = Arc::new(bind("127.0.0.1:0".parse().unwrap(), Stack::Dual).unwrap());
+    let gw = s.local_addr().unwrap();
+    tokio::spawn(reader(s, ListenerId(0), 65_536, inbox.clone()));
+    inbox.asked("127.0.0.9".parse().unwrap(), Instant::now());
+    let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    let ok = |branch: &str| {
+        format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: s9\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    stranger
+        .send_to(ok("z9hG4bKnotours").as_bytes(), gw)
+        .unwrap();
+    stranger
+        .send_to(ok(&key.branch("0123456789abcdef")).as_bytes(), gw)
+        .unwrap();
+    let ev = next_on(
+        &mut queues.urgent,
+        "the stranger's answer with accepted work",
+    )
+    .await;
+    assert!(matches!(
+        ev,
+        Event::Message {
+            msg: crate::sip::Message::Response(_),
+            ..
+        }
+    ));
+    assert!(queues.fresh.try_recv().is_err());
+    assert!(
+        queues.urgent.try_recv().is_err(),
+        "the other one was dropped"
+    );
+}
