@@ -4,6 +4,7 @@
 use tokio::sync::mpsc;
 
 use super::super::Event;
+use super::super::byte_budget::SharedBudget;
 use super::{Inbox, Tally, budget, is_cancel, is_new_work};
 use crate::sip::Message;
 
@@ -54,13 +55,7 @@ impl Inbox {
         let queue = self.stranger_queue(ev);
         // (The core's queues count their room in bytes too: tried, and given back.)
         let size = budget::size(ev);
-        let budget = if std::ptr::eq(queue, &self.urgent) {
-            Some(&self.urgent_bytes)
-        } else if std::ptr::eq(queue, &self.fresh) {
-            Some(&self.fresh_bytes)
-        } else {
-            None
-        };
+        let budget = self.bytes_of(queue);
         let bytes = budget.is_none_or(|b| b.take(size));
         if let Some(b) = budget.filter(|_| bytes) {
             b.give(size);
@@ -117,19 +112,24 @@ impl Inbox {
         })
     }
 
+    /// The bytes `queue` may hold, for the core's two (the strangers' is bounded by count).
+    fn bytes_of(&self, queue: &mpsc::Sender<Event>) -> Option<&SharedBudget> {
+        if std::ptr::eq(queue, &self.urgent) {
+            Some(&self.urgent_bytes)
+        } else if std::ptr::eq(queue, &self.fresh) {
+            Some(&self.fresh_bytes)
+        } else {
+            None
+        }
+    }
+
     /// Put `ev` on `queue` if it has room, in events and, for the core's two, in bytes.
     fn try_put(
         &self,
         queue: &mpsc::Sender<Event>,
         ev: Event,
     ) -> Result<(), Box<mpsc::error::TrySendError<Event>>> {
-        let budget = if std::ptr::eq(queue, &self.urgent) {
-            Some(&self.urgent_bytes)
-        } else if std::ptr::eq(queue, &self.fresh) {
-            Some(&self.fresh_bytes)
-        } else {
-            None
-        };
+        let budget = self.bytes_of(queue);
         let size = budget::size(&ev);
         if budget.is_some_and(|b| !b.take(size)) {
             return Err(Box::new(mpsc::error::TrySendError::Full(ev)));
