@@ -28,6 +28,8 @@ const MAX_VIAS: usize = 8;
 /// The header lines a response copies (RFC 3261 §8.2.6.2), each as received, one line each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head<'a> {
+    /// The top Via's first value, trimmed (a CANCEL repeats it, RFC 3261 §9.1, not its line).
+    top_via: &'a [u8],
     vias: [&'a [u8]; MAX_VIAS],
     n_vias: usize,
     from: &'a [u8],
@@ -37,12 +39,13 @@ pub struct Head<'a> {
 }
 
 impl Head<'_> {
-    /// The top Via line, Call-ID and CSeq as received: with the top Via's branch, what one
+    /// The top Via value, Call-ID and CSeq as received: with the top Via's branch, what one
     /// INVITE and its retransmissions share (byte for byte) and another INVITE does not,
     /// whatever else of the Via it changes (its sent-by, which the transaction layer keys
-    /// on too).
+    /// on too). The value, not its line: a CANCEL repeats the INVITE's top Via, which may
+    /// have shared its line with others, under a name written otherwise (`v:`).
     pub fn request_id(&self) -> (&[u8], &[u8], &[u8]) {
-        (self.vias[0], self.call_id, self.cseq)
+        (self.top_via, self.call_id, self.cseq)
     }
 
     /// A CANCEL's head: the CSeq line of the INVITE it cancels, as [`Head::request_id`]
@@ -365,6 +368,7 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
         return Peek::Other;
     }
     let mut head = Head {
+        top_via: &[],
         vias: [&[]; MAX_VIAS],
         n_vias: 0,
         from: &[],
@@ -454,6 +458,7 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
     // keyed on more than its branch, and the cookie is case-sensitive, as the parser reads
     // it); else the parser's reading decides.
     let top = via_value.split(|&b| b == b',').next().unwrap_or(&[]);
+    head.top_via = top.trim_ascii();
     let plain = !top.contains(&b'"')
         && memchr::memmem::find_iter(&top.to_ascii_lowercase(), b"branch").count() == 1;
     let branch =
@@ -465,35 +470,8 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
     }
 }
 
-/// The stateless `503 Service Unavailable` + `Retry-After` for a new INVITE, with `to_tag`.
-/// `None` when it would be larger than the request plus a small margin (no amplification).
-pub fn refuse(
-    head: &Head<'_>,
-    request_len: usize,
-    to_tag: &str,
-    retry_after_s: u32,
-) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(request_len.min(2048));
-    out.extend_from_slice(b"SIP/2.0 503 Service Unavailable\r\n");
-    for v in &head.vias[..head.n_vias] {
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(head.from);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(head.to);
-    out.extend_from_slice(b";tag=");
-    out.extend_from_slice(to_tag.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for line in [head.call_id, head.cseq] {
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(
-        format!("Retry-After: {retry_after_s}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
-    );
-    (out.len() <= request_len + 64).then_some(out)
-}
+mod reply;
+pub use reply::refuse;
 
 #[cfg(test)]
 mod tests;

@@ -379,3 +379,31 @@ fn a_parameter_written_twice_or_spaced_is_not_read() {
     let m = bye.replace(";branch=z9hG4bKb", "; branch=z9hG4bKA;branch=z9hG4bKB");
     assert_eq!(ids(m.as_bytes()).branch, None);
 }
+
+/// A CANCEL names its INVITE by the INVITE's top Via value, however the INVITE's line was
+/// written (several values on it) and whatever name the CANCEL gives the header (`v:`):
+/// before, the whole line was compared, and such a CANCEL was not known for its INVITE's
+/// (nor spared the rate under a spoofed flood).
+#[test]
+fn a_cancel_repeating_the_top_via_value_names_its_invite() {
+    let invite = INVITE.replace(
+        "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKabc;rport\r\n\
+    v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlower\r\n",
+        "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKabc;rport, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlower\r\n",
+    );
+    let cancel = INVITE
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 7 INVITE", "CSeq: 7 CANCEL")
+        .replace(";tag=uri-param-not-a-tag>", ">")
+        .replace("Via: SIP/2.0/UDP 127.0.0.2", "v:  SIP/2.0/UDP 127.0.0.2");
+    let (Peek::NewInvite { head: i, .. }, Peek::Cancel { head: c, .. }) =
+        (peek(invite.as_bytes()), peek(cancel.as_bytes()))
+    else {
+        panic!("an INVITE and its CANCEL")
+    };
+    assert_eq!(i.request_id().0, c.request_id().0);
+    assert_eq!(
+        i.request_id().0,
+        b"SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKabc;rport"
+    );
+}
