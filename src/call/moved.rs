@@ -8,7 +8,7 @@ use super::cx::Env;
 use crate::config::Config;
 
 /// How many reloads that moved peers are told apart while calls up at them last (see
-/// [`Env::moved`]); more widen the latest.
+/// [`Env::moved`]); past it the oldest is forgotten.
 pub const MAX_MOVED_RELOADS: usize = 64;
 
 /// The running configuration `cfg`, then those reloads that moved peers replaced while

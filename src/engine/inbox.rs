@@ -266,6 +266,12 @@ impl Inbox {
 
     /// A reloaded configuration.
     pub(crate) fn configure(&self, cfg: Arc<Config>, now: Instant) {
+        let old = self.config.load();
+        if old.profiles.len() != cfg.profiles.len()
+            || cfg.profiles.keys().any(|k| !old.profiles.contains_key(k))
+        {
+            self.overload.peers_changed();
+        }
         self.configure_protect(&cfg.protect, now);
         self.asked.set_window(window_for(&cfg));
         self.config.store(cfg);

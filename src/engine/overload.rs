@@ -117,6 +117,13 @@ impl Overload {
         crate::threads::lock(&self.state).1 = p.clone();
     }
 
+    /// A reload added, removed or renamed profiles: each peer's slot is its place in name
+    /// order ([`Overload::slot`]), so the slots' smoothed counts now belong to other peers
+    /// (a storm's would be cut from its neighbour for a few windows); they start afresh.
+    pub(crate) fn peers_changed(&self) {
+        crate::threads::lock(&self.state).0.forget_peers();
+    }
+
     /// See [`Shedder::decide`]; `slot`: the request's peer's ([`Overload::slot`]).
     pub(crate) fn decide(
         &self,

@@ -321,9 +321,10 @@ async fn serve(
                 }
                 let at = Instant::now();
                 if stranger {
-                    // Its messages go where a stranger's datagrams go: on the queue of new
-                    // work whatever they are, never waiting (a full queue drops them and the
-                    // connection), never ahead of accepted work. A request (`reject` mode)
+                    // Its messages go where a stranger's datagrams go (`try_deliver_stranger`:
+                    // a request on the strangers' queue, read last; a response carrying our
+                    // branch with accepted work), never waiting (a full queue drops them and
+                    // the connection). A request (`reject` mode)
                     // is its one message: answered, then the connection closed. Responses
                     // (an address the gateway asked lately, connecting back with its
                     // answers: a 100, then a 486) are each read, until its time is up.

@@ -268,12 +268,15 @@ fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
             continue;
         };
         let after = &after[bare.len()..];
-        let gap = after.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        if after.get(gap) != Some(&b'=') {
-            continue; // another parameter whose name begins so (`;tagged=`)
+        // A token character goes on the name: another parameter (`;tagged=`).
+        let token = |b: &u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(b);
+        if after.first().is_some_and(token) {
+            continue;
         }
+        let gap = after.iter().take_while(|b| b.is_ascii_whitespace()).count();
         seen += 1;
-        if lead > 0 || gap > 0 || seen > 1 {
+        // Spaced, twice, or with no value (`;tag;tag=B`: the parser takes the first, none).
+        if lead > 0 || gap > 0 || seen > 1 || after.get(gap) != Some(&b'=') {
             return None;
         }
     }

@@ -77,6 +77,12 @@ impl Shedder {
         self.share
     }
 
+    /// The peers' slots now name other peers (a reload changed the profiles): what each
+    /// slot's count said is no one's now.
+    pub(crate) fn forget_peers(&mut self) {
+        self.fair = Fair::default();
+    }
+
     /// Decide for one new request from the peer of `slot` (`fair::SLOTS`), taken off the
     /// queue at `now` after waiting `delay`, at `stage`.
     pub(crate) fn decide(

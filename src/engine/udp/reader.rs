@@ -131,7 +131,8 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
         return;
     }
     // A stranger costs a look at its first bytes: most of what it sends is dropped
-    // here, and what the core may answer goes behind accepted work. A peer's `address`
+    // here; a request the core may answer waits behind new work, a response carrying our
+    // branch goes with accepted work (`try_deliver_stranger`). A peer's `address`
     // outside its `match` is no stranger: its responses, and the requests in its calls
     // (the core tells those from the rest), are that peer's.
     let stranger = !inbox.answers_from_peer(src.ip());

@@ -370,6 +370,8 @@ fn a_parameter_written_twice_or_spaced_is_not_read() {
         ";tag =A;tag=B",
         ";tag=A;tag=B",
         ";TAG=A;tag=B",
+        ";tag;tag=B",
+        ";tag ;tag=B",
     ] {
         let m = bye.replace(";tag=332", odd);
         assert_eq!(ids(m.as_bytes()).to_tag, None, "{odd}");
