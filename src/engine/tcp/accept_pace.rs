@@ -3,65 +3,40 @@
 //! connections a source holds at once, not how fast it opens them: a host in a peer's
 //! wide `match` (or a stranger in `reject` mode) that opened and closed connections in a
 //! loop cost the signalling thread a connection's news (up, down) each time, unbounded.
-//! Over the pace a connection is closed at once, counted. A fixed table (4,096 cells by a
-//! keyed hash of the source, an IPv6 /64 being one): nothing is allocated per source, and
-//! two sources sharing a cell share its pace now and then. Kept by the accepting task
-//! alone (no lock).
+//! Over the pace a connection is closed at once, counted. The source guard's fixed table
+//! (4,096 governor cells by a keyed hash of the source, an IPv6 /64 being one): nothing is
+//! allocated per source, and two sources sharing a cell share its pace now and then. Kept
+//! by the accepting task alone.
 
-use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-const CELLS: usize = 4096;
+use crate::engine::source_guard::{Gate, SourceGuard, source_key};
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Cell {
-    tokens: f32,
-    /// Milliseconds since the table's epoch at its last use, plus one (0: never used, full).
-    at_ms: u32,
-}
-
+/// The pace: the source guard's table of GCRA cells (its own instance, apart from the
+/// datagrams'), made anew when `source_rate` changes.
 pub(super) struct AcceptPace {
-    cells: Box<[Cell]>,
-    epoch: Instant,
-    hasher: foldhash::fast::RandomState,
+    guard: Option<SourceGuard>,
+    base: Instant,
 }
 
 impl AcceptPace {
     pub(super) fn new(now: Instant) -> AcceptPace {
         AcceptPace {
-            cells: vec![Cell::default(); CELLS].into_boxed_slice(),
-            epoch: now,
-            hasher: foldhash::fast::RandomState::default(),
+            guard: None,
+            base: now,
         }
     }
 
     /// Whether a connection from `ip` may be taken at `now`, paced to `rate` a second.
     pub(super) fn admit(&mut self, ip: IpAddr, rate: u32, now: Instant) -> bool {
-        let key = crate::engine::source_guard::source_key(ip);
-        let i = (self.hasher.hash_one(key) % CELLS as u64) as usize;
-        let Some(cell) = self.cells.get_mut(i) else {
-            return true;
-        };
-        let rate = rate.max(1) as f32;
-        // The stamp wraps every 49.7 days (differences taken wrapping stay right for any
-        // cell used within that long; one idle longer may look fresher, for a second's
-        // refill at most). Saturated, it stopped: no cell refilled again.
-        let now_ms = (now.saturating_duration_since(self.epoch).as_millis() as u32).wrapping_add(1);
-        let tokens = if cell.at_ms == 0 {
-            rate
-        } else {
-            let elapsed = now_ms.wrapping_sub(cell.at_ms) as f32 / 1000.0;
-            (cell.tokens + elapsed * rate).min(rate)
-        };
-        cell.at_ms = now_ms;
-        if tokens >= 1.0 {
-            cell.tokens = tokens - 1.0;
-            true
-        } else {
-            cell.tokens = tokens;
-            false
+        if self.guard.as_ref().is_none_or(|g| g.rate != rate.max(1)) {
+            self.guard = Some(SourceGuard::new(rate, Duration::ZERO, self.base));
         }
+        // (No cool-down: over the pace only this connection is refused.)
+        self.guard
+            .as_ref()
+            .is_none_or(|g| g.check(source_key(ip), now, false) == Gate::Pass)
     }
 }
 
