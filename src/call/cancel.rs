@@ -155,24 +155,36 @@ impl Call {
         let Some(txn) = self.caller_txn() else {
             return self.release_callback(cx, end);
         };
-        let status = end.status;
-        let reason = crate::sip::reason_phrase(status);
-        let reason_hdr = reason_header(Q850Cause(end.cause));
+        self.clear_reliable();
+        let phrase = crate::sip::reason_phrase(end.status);
+        self.answer_caller(cx, txn, (end.status, phrase, end.cause), headers);
+        self.cancel_attempt(cx, &end);
+        self.end_call(cx, end);
+    }
+
+    /// Answer the caller's INVITE `txn` with a failure `status` and `phrase` under the
+    /// caller's To tag, with `headers` and, as its profile's `[causes] send_reason` says,
+    /// the Q.850 `cause`.
+    pub(super) fn answer_caller(
+        &self,
+        cx: &mut Cx,
+        txn: crate::txn::TxnId,
+        (status, phrase, cause): (u16, &str, u16),
+        headers: &[(Hdr, &str)],
+    ) {
+        let reason_hdr = reason_header(Q850Cause(cause));
         let mut extra: Vec<(Hdr, &str)> = headers.to_vec();
         if self.ingress.causes.send_reason {
             extra.push((Hdr::REASON, reason_hdr.as_str()));
         }
-        self.clear_reliable();
         cx.respond_tagged(
             txn,
             self.template(),
             status,
-            reason,
+            phrase,
             &self.a.local_tag,
             &extra,
         );
-        self.cancel_attempt(cx, &end);
-        self.end_call(cx, end);
     }
 
     /// Stop the current attempt, the call ending as `end`: CANCEL now if a provisional

@@ -376,17 +376,9 @@ impl Call {
                 // the caller still gets a final answer, or its transaction would wait for
                 // ever. 502: what came from downstream was not valid.
                 warn!(error = %e, "cannot relay {status} to caller: 502 instead");
-                let req = self.template().clone();
                 // With the To tag the caller's early dialog has (one tag for every response
                 // to a request, RFC 3261 §8.2.6.2), and the cause the CDR records.
-                let reason = crate::interop::causes::reason_header(Q850Cause(end.cause));
-                let extra: &[(Hdr, &str)] = if self.ingress.causes.send_reason {
-                    &[(Hdr::REASON, reason.as_str())]
-                } else {
-                    &[]
-                };
-                let tag = self.a.local_tag.clone();
-                cx.respond_tagged(txn, &req, 502, "Bad Gateway", &tag, extra);
+                self.answer_caller(cx, txn, (502, "Bad Gateway", end.cause), &[]);
                 // The CDR says what the caller got; the callee's status stays in its reason.
                 let end = EndInfo {
                     status: 502,
