@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 use tracing::{info, warn};
 
 use super::cx::Env;
@@ -29,6 +29,8 @@ struct Entry {
     /// When a connection's close last had its binding renewed (at most one each
     /// [`RENEW_ON_CLOSE_EVERY`]).
     renewed_on_close: Option<Instant>,
+    /// Its REGISTER transaction out, the last sent (a newer one gives it up).
+    out: Option<TxnId>,
 }
 
 /// A registrar that closes its TCP connections after each transaction (RFC 3261 §18 asks
@@ -44,6 +46,8 @@ pub struct Registrations {
     /// Which registration a REGISTER transaction belongs to (its Call-ID), its CSeq, and
     /// whether the TCP connection it was written on closed before an answer.
     txns: HashMap<TxnId, (String, u32, bool)>,
+    /// The soonest of their timers, kept by [`Registrations::flush`].
+    due: Option<Instant>,
 }
 
 /// What a registration is made from: a change to any of it starts a new one.
@@ -77,18 +81,26 @@ impl Registrations {
             .values()
             .filter_map(|p| params(cfg, p).map(|r| (r, p.auth.clone())))
             .collect();
-        let same = |e: &Entry, (params, creds): &(RegisterParams, Option<Arc<Credentials>>)| {
-            e.params == *params && e.creds == *creds
+        // Looked up, not scanned: with thousands of registrations a scan of every wanted one
+        // for each running one held the core for seconds.
+        let by_peer: HashMap<&PeerName, usize> = (wanted.iter().enumerate())
+            .map(|(i, (p, _))| (&p.peer, i))
+            .collect();
+        let bindings: HashSet<_> = wanted.iter().map(|(p, _)| p.binding()).collect();
+        let same = |e: &Entry| {
+            by_peer
+                .get(&e.params.peer)
+                .is_some_and(|&i| (&e.params, &e.creds) == (&wanted[i].0, &wanted[i].1))
         };
         // A registration still wanted: neither ended nor removing its binding.
         let kept = |e: &Entry| !e.reg.is_done() && !e.reg.is_removing();
         // Bindings handed over, by the peer whose new registration takes them.
         let mut handed: Vec<(RegisterParams, Handover)> = Vec::new();
         for e in &mut self.regs {
-            if !kept(e) || wanted.iter().any(|w| same(e, w)) {
+            if !kept(e) || same(e) {
                 continue;
             }
-            if wanted.iter().any(|(p, _)| p.same_binding(&e.params)) {
+            if bindings.contains(&e.params.binding()) {
                 info!(peer = %e.reg.peer(), "registration settings changed: registering the same contact anew");
                 handed.push((e.params.clone(), e.reg.hand_over(now)));
             } else if e.shared {
@@ -105,11 +117,15 @@ impl Registrations {
                 e.removes = !e.reg.is_done();
             }
         }
-        for w in wanted {
-            if self.regs.iter().any(|e| kept(e) && same(e, &w)) {
-                continue;
-            }
-            let (params, creds) = w;
+        let running: HashSet<&PeerName> = (self.regs.iter())
+            .filter(|e| kept(e) && same(e))
+            .map(|e| &e.params.peer)
+            .collect();
+        let new: Vec<_> = (wanted.iter())
+            .filter(|(p, _)| !running.contains(&p.peer))
+            .cloned()
+            .collect();
+        for (params, creds) in new {
             let mut seed = [0u8; 32];
             rand::RngCore::fill_bytes(env.ids.rng(), &mut seed);
             let mut reg = Registration::new(params.clone(), creds.clone(), seed)
@@ -124,6 +140,7 @@ impl Registrations {
                 removes: false,
                 shared: cfg.front.is_some(),
                 renewed_on_close: None,
+                out: None,
             });
         }
         self.flush(env, now);
@@ -168,8 +185,15 @@ impl Registrations {
             .collect()
     }
 
+    /// Kept, not computed: the shell asks on every turn of its loop, and a scan of every
+    /// registration each time cost a busy gateway with thousands of them.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.regs.iter().filter_map(|e| e.reg.poll_timeout()).min()
+        debug_assert_eq!(
+            self.due,
+            soonest(&self.regs),
+            "a change to a registration's timer not followed by its due time kept"
+        );
+        self.due
     }
 
     pub fn handle_timeout(&mut self, env: &mut Env, now: Instant) {
@@ -234,6 +258,7 @@ impl Registrations {
                 e.renewed_on_close = Some(at);
             }
         }
+        self.due = soonest(&self.regs);
     }
 
     /// REGISTER transaction `id` timed out or could not be sent.
@@ -266,14 +291,22 @@ impl Registrations {
         // A removal waiting to be tried again whose binding a registration still wanted has
         // (a reload wanted it back while that removal was out) is not sent: it would undo
         // that registration's REGISTER.
-        let kept: Vec<RegisterParams> = (self.regs.iter())
-            .filter(|e| !e.removes && !e.reg.is_done() && !e.reg.is_removing())
-            .map(|e| e.params.clone())
-            .collect();
-        for e in &mut self.regs {
-            if e.reg.removes_later() && kept.iter().any(|k| k.same_binding(&e.params)) {
-                e.reg.end_keeping_binding();
-                e.removes = false;
+        // (Each step below looks at the few registrations it is about, not at every pair:
+        // with thousands, a scan of all for each held the core for seconds per answer.)
+        if self.regs.iter().any(|e| e.reg.removes_later()) {
+            let kept: HashSet<_> = (self.regs.iter())
+                .filter(|e| !e.removes && !e.reg.is_done() && !e.reg.is_removing())
+                .map(|e| e.params.binding())
+                .collect();
+            let ending: Vec<usize> = (0..self.regs.len())
+                .filter(|&i| {
+                    let e = &self.regs[i];
+                    e.reg.removes_later() && kept.contains(&e.params.binding())
+                })
+                .collect();
+            for i in ending {
+                self.regs[i].reg.end_keeping_binding();
+                self.regs[i].removes = false;
             }
         }
         // (Also each try of a removal that failed: it may have reached the registrar.)
@@ -283,7 +316,7 @@ impl Registrations {
                 removed.push(e.params.clone());
             }
         }
-        for e in &mut self.regs {
+        for e in self.regs.iter_mut().filter(|_| !removed.is_empty()) {
             if !e.removes && removed.iter().any(|r| r.same_contact(&e.params)) {
                 info!(peer = %e.reg.peer(), "a removal of the same contact ended: registering again");
                 e.reg.rebind(now);
@@ -294,12 +327,14 @@ impl Registrations {
         // not for one at another registrar that was failing (a registrar moved away from,
         // perhaps dead: its removal may wait out 32 s while the trunk's calls fail; should it
         // be answered after all, `rebind` above registers again).
+        let leaving: Vec<usize> = (0..self.regs.len())
+            .filter(|&i| self.regs[i].reg.is_leaving())
+            .collect();
         for i in 0..self.regs.len() {
             let waits = self.regs[i].reg.is_idle()
-                && self.regs.iter().any(|o| {
-                    let p = &self.regs[i].params;
-                    o.reg.is_leaving()
-                        && (o.params.target == p.target || !o.reg.is_failing())
+                && leaving.iter().any(|&o| {
+                    let (o, p) = (&self.regs[o], &self.regs[i].params);
+                    (o.params.target == p.target || !o.reg.is_failing())
                         && (o.params.peer == p.peer || o.params.same_contact(p))
                 });
             if self.regs[i].reg.is_idle() && !waits {
@@ -307,7 +342,7 @@ impl Registrations {
                 self.regs[i].reg.start(now);
             }
         }
-        for Entry { reg, .. } in &mut self.regs {
+        for Entry { reg, out, .. } in &mut self.regs {
             while let Some(t) = reg.poll_transmit() {
                 let call_id = reg.call_id().to_string();
                 let request = t.request;
@@ -315,19 +350,19 @@ impl Registrations {
                 // A REGISTER of this registration still out is given up on: one at a time
                 // (RFC 3261 §10.2), and its retransmissions must not bind the contact again
                 // after an `Expires: 0` (our deadline may come before the transaction's).
-                let superseded: Vec<TxnId> = self
-                    .txns
-                    .iter()
-                    .filter(|(_, (c, n, _))| *c == call_id && *n < cseq)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in superseded {
+                if let Some(id) = out.take()
+                    && self
+                        .txns
+                        .get(&id)
+                        .is_some_and(|(c, n, _)| *c == call_id && *n < cseq)
+                {
                     self.txns.remove(&id);
                     env.txn.abandon(id, now, &mut env.txn_out);
                 }
                 match env.send_request(request, t.to, now) {
                     Some(id) => {
                         self.txns.insert(id, (call_id, cseq, false));
+                        *out = Some(id);
                     }
                     None => {
                         warn!(peer = %reg.peer(), "cannot send REGISTER");
@@ -355,20 +390,28 @@ impl Registrations {
                 }
             }
         }
+        let before = self.regs.len();
         self.regs.retain(|e| !e.reg.is_done());
         // A REGISTER of a registration that ended (handed over by a reload while it was
         // out) is given up: its retransmissions must not bind the contact again later.
-        let orphaned: Vec<TxnId> = self
-            .txns
-            .iter()
-            .filter(|(_, (c, _, _))| !self.regs.iter().any(|e| e.reg.call_id() == c))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in orphaned {
-            self.txns.remove(&id);
-            env.txn.abandon(id, now, &mut env.txn_out);
+        if self.regs.len() < before {
+            let live: HashSet<&str> = self.regs.iter().map(|e| e.reg.call_id()).collect();
+            let orphaned: Vec<TxnId> = (self.txns.iter())
+                .filter(|(_, (c, _, _))| !live.contains(c.as_str()))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in orphaned {
+                self.txns.remove(&id);
+                env.txn.abandon(id, now, &mut env.txn_out);
+            }
         }
+        self.due = soonest(&self.regs);
     }
+}
+
+/// The soonest timer of `regs`.
+fn soonest(regs: &[Entry]) -> Option<Instant> {
+    regs.iter().filter_map(|e| e.reg.poll_timeout()).min()
 }
 
 /// Registrations live as long as the process, not as long as a call: what they allocate

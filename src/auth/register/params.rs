@@ -82,9 +82,19 @@ impl RegisterParams {
     /// the same registrar (only its expiry, its credentials or the peer's name differ: a
     /// profile renamed registers the same binding).
     pub fn same_binding(&self, other: &RegisterParams) -> bool {
-        self.same_contact(other)
-            && (self.target.addr, self.target.transport, &self.registrar)
-                == (other.target.addr, other.target.transport, &other.registrar)
+        self.binding() == other.binding()
+    }
+
+    /// What [`RegisterParams::same_binding`] compares, to look bindings up by.
+    pub fn binding(&self) -> (&str, &str, std::net::SocketAddr, Transport, &str) {
+        let t = &self.target;
+        (
+            &self.aor,
+            &self.contact,
+            t.addr,
+            t.transport,
+            &self.registrar,
+        )
     }
 
     /// Whether `other` binds the same contact to the same address of record, wherever its
