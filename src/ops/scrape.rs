@@ -142,6 +142,7 @@ pub async fn serve(
         }
     });
     let slots = Arc::new(Semaphore::new(max_connections));
+    let sources = Arc::new(PerSource::new(max_connections));
     loop {
         // As the SIP listeners: a flood of connections must not hold the thread.
         tokio::task::consume_budget().await;
@@ -159,6 +160,10 @@ pub async fn serve(
             crate::ops::metrics::scrape_refused("source");
             continue;
         }
+        let Some(mine) = sources.take(peer.ip()) else {
+            crate::ops::metrics::scrape_refused("source_busy");
+            continue;
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             crate::ops::metrics::scrape_refused("busy");
             continue;
@@ -167,8 +172,65 @@ pub async fn serve(
         let ready = ready.clone();
         tokio::spawn(async move {
             answer(stream, handle, ready).await;
-            drop(slot);
+            drop((slot, mine));
         });
+    }
+}
+
+/// How many of the slots one source holds. An allowed source that opened every slot and
+/// sent nothing (or read slowly) held off every other one, the health check of a container
+/// or orchestrator too, which then restarted a working gateway: one source holds at most
+/// half the slots (one when there is one). IPv6 sources count by /64, as the SIP edge does.
+struct PerSource {
+    most: usize,
+    held: std::sync::Mutex<foldhash::HashMap<IpAddr, usize>>,
+}
+
+impl PerSource {
+    fn new(max_connections: usize) -> Self {
+        PerSource {
+            most: (max_connections / 2).max(1),
+            held: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A slot of `ip`'s share, given back when the [`SourceSlot`] drops; None when it holds
+    /// its share. (At most as many entries as connections served.)
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let key = source_key(ip);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(key).or_insert(0);
+        if *n >= self.most {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot(self.clone(), key))
+    }
+}
+
+struct SourceSlot(Arc<PerSource>, IpAddr);
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut held = (self.0.held.lock()).unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// The address a source counts under: itself for IPv4 (an IPv4-mapped one as IPv4), its
+/// /64 for IPv6.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 

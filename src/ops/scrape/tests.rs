@@ -58,8 +58,8 @@ fn a_head_ends_at_its_blank_line() {
     assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
 }
 
-/// A server on a free loopback port allowing only 127.0.0.1, serving at most `max`
-/// connections at once, ready for new calls.
+/// A server on a free loopback port allowing 127.0.0.0/8 but 127.0.0.2, serving at most
+/// `max` connections at once, ready for new calls.
 async fn server(max: usize) -> SocketAddr {
     server_ready(max, Arc::new(|| Ok(()))).await
 }
@@ -68,7 +68,8 @@ async fn server_ready(max: usize, ready: Ready) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = PrometheusBuilder::new().build_recorder().handle();
-    let allow: Allow = Arc::new(|ip: IpAddr| ip == IpAddr::from([127, 0, 0, 1]));
+    let allow: Allow =
+        Arc::new(|ip: IpAddr| ip.is_loopback() && ip != IpAddr::from([127, 0, 0, 2]));
     tokio::spawn(serve(listener, handle, allow, ready, max));
     addr
 }
@@ -148,6 +149,9 @@ async fn an_allowed_scraper_gets_the_page_and_the_connection_closes() {
         "{out}"
     );
     assert!(out.contains("Connection: close\r\n"), "{out}");
+    // (Closed, so that its slot of the source's share comes back at once.)
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut c = connect([127, 0, 0, 1], addr).await;
     c.write_all(b"GET /health HTTP/1.1\r\n\r\n").await.unwrap();
     let out = String::from_utf8(read_all(&mut c).await).unwrap();
@@ -186,10 +190,10 @@ async fn connections_past_the_cap_are_closed_at_once_and_slots_come_back() {
     // Two silent clients hold both slots.
     let mut quiet = vec![
         connect([127, 0, 0, 1], addr).await,
-        connect([127, 0, 0, 1], addr).await,
+        connect([127, 0, 0, 3], addr).await,
     ];
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut third = connect([127, 0, 0, 1], addr).await;
+    let mut third = connect([127, 0, 0, 4], addr).await;
     let _ = third.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
     assert_eq!(
         read_until_closed_at_once(&mut third).await,
@@ -199,12 +203,58 @@ async fn connections_past_the_cap_are_closed_at_once_and_slots_come_back() {
     // One leaves; its slot serves the next scrape.
     drop(quiet.pop());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut next = connect([127, 0, 0, 1], addr).await;
+    let mut next = connect([127, 0, 0, 3], addr).await;
     next.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
         .await
         .unwrap();
     let out = read_all(&mut next).await;
     assert!(out.starts_with(b"HTTP/1.1 200 OK"), "{out:?}");
+}
+
+/// One allowed source that opens connections and sends nothing holds half the slots at
+/// most: another source (a container's health check) is still served. Before, it held
+/// them all and the health check failed until the gateway was restarted.
+#[tokio::test]
+async fn one_source_holds_at_most_half_the_slots() {
+    let addr = server(4).await;
+    let mut quiet = Vec::new();
+    for _ in 0..2 {
+        quiet.push(connect([127, 0, 0, 1], addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Its third is closed at once, though two slots are free...
+    let mut more = connect([127, 0, 0, 1], addr).await;
+    let _ = more.write_all(b"GET /health HTTP/1.1\r\n\r\n").await;
+    assert_eq!(read_until_closed_at_once(&mut more).await, b"");
+    // ...and they serve another source.
+    let mut probe = connect([127, 0, 0, 9], addr).await;
+    probe
+        .write_all(b"GET /health HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let out = read_all(&mut probe).await;
+    assert!(out.starts_with(b"HTTP/1.1 200 OK"), "{out:?}");
+    // Its share comes back as its connections end.
+    drop(quiet.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = connect([127, 0, 0, 1], addr).await;
+    again
+        .write_all(b"GET /health HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let out = read_all(&mut again).await;
+    assert!(out.starts_with(b"HTTP/1.1 200 OK"), "{out:?}");
+}
+
+#[test]
+fn ipv6_sources_count_by_their_64() {
+    let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+    let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+    let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    assert_eq!(source_key(a), source_key(b));
+    assert_ne!(source_key(a), source_key(c));
+    let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+    assert_eq!(source_key(mapped), IpAddr::from([192, 0, 2, 7]));
 }
 
 #[tokio::test(start_paused = true)]
