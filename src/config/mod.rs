@@ -394,14 +394,15 @@ impl Config {
             // Our Via and Contact toward it name a TCP port: without a TCP listener they name
             // the UDP one, where its requests and the connections back for our answers find
             // nothing.
-            if p.address.transport == Transport::Tcp
-                && local_port(&listen, Transport::Tcp, &advertise).is_none()
-            {
+            // A udp: one without a UDP listener: nothing can be sent to it at all (each
+            // send was dropped at run time, and its calls timed out).
+            let t = p.address.transport;
+            if local_port(&listen, t, &advertise).is_none() {
                 let at = places_of(p);
                 errs.push(ConfigError::placed(
                     &at.path,
                     at.address,
-                    "a tcp: address needs a tcp: address in [sip] listen (our Via and Contact toward this peer)".to_string(),
+                    format!("a {t}: address needs a {t}: address in [sip] listen (our Via and Contact toward this peer, and the socket we send from)"),
                 ));
             }
             if let Some(r) = &p.register

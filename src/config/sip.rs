@@ -43,6 +43,18 @@ pub(super) fn sip(
                 ));
                 None
             }
+            // Every request and answer goes to the front from a UDP socket.
+            Ok(_)
+                if !listen
+                    .iter()
+                    .any(|l: &Listen| l.transport == Transport::Udp) =>
+            {
+                errs.push(at(
+                    f.span(),
+                    "[sip] front needs a udp: address in [sip] listen (the front is reached over UDP)".into(),
+                ));
+                None
+            }
             Ok((_, addr)) if reachable(addr.ip()).is_err() => {
                 errs.push(at(
                     f.span(),

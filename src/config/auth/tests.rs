@@ -280,6 +280,34 @@ fn errors_are_located_and_never_quote_the_password() {
     assert!(e.contains("a tcp: address needs a tcp: address"), "{e}");
 }
 
+/// A gateway listening on TCP alone: a udp: peer, and a front (reached over UDP), are
+/// errors at load. Before, `check` said ok and every message to them was dropped at run
+/// time, each call timing out.
+#[test]
+fn a_udp_peer_or_front_needs_a_udp_listener() {
+    let only_tcp = GATEWAY.replace("\"udp:127.0.0.1:5060\", ", "");
+    let dir = tree(&only_tcp, "", 0o600);
+    let e = load(&dir).unwrap_err();
+    assert!(
+        e.contains("itsp.toml:3:11: a udp: address needs a udp: address in [sip] listen"),
+        "{e}"
+    );
+    let fronted = only_tcp.replace("[sip]\n", "[sip]\nfront = \"udp:127.0.0.9:5060\"\n");
+    let dir = tree(&fronted, "", 0o600);
+    let e = load(&dir).unwrap_err();
+    assert!(
+        e.contains("[sip] front needs a udp: address in [sip] listen"),
+        "{e}"
+    );
+    // With one, both load.
+    let dir = tree(
+        &fronted.replace("listen = [", "listen = [\"udp:127.0.0.1:5060\", "),
+        "",
+        0o600,
+    );
+    load(&dir).unwrap();
+}
+
 #[test]
 fn password_file_is_read_relative_to_the_profile_and_checked() {
     let dir = tree(
