@@ -350,14 +350,15 @@ fn read_password_file(file: &Path) -> Result<Secret, String> {
     Ok(Secret::new(s))
 }
 
+/// Whether every user of the machine may read `file` (a secret in it is then everyone's).
 #[cfg(unix)]
-fn world_readable(file: &Path) -> bool {
+pub(super) fn world_readable(file: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 #[cfg(not(unix))]
-fn world_readable(_file: &Path) -> bool {
+pub(super) fn world_readable(_file: &Path) -> bool {
     false
 }
 

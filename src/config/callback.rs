@@ -180,17 +180,29 @@ pub(super) fn load(
     };
     // Both are UDP sockets: one address and port cannot be bound twice, and `run` would
     // fail where `check` said ok.
+    // A `[::]` socket is dual-stack, and holds its port on every IPv4 address too: the
+    // call-back's always, a SIP one unless a SIP IPv4 listener shares its port
+    // (`engine::bind::stack_among`).
     if let Some(at) = c.listen {
-        let clashes = (sip.listen.get_ref().iter())
+        let sip_udp: Vec<SocketAddr> = (sip.listen.get_ref().iter())
             .filter_map(|l| super::parse_transport_addr(l.get_ref()).ok())
-            .any(|(t, a)| {
-                let any = a.ip().is_unspecified() || at.ip().is_unspecified();
-                let family = a.is_ipv4() == at.is_ipv4();
-                t == crate::sip::Transport::Udp
-                    && a.port() == at.port()
-                    && family
-                    && (any || a.ip() == at.ip())
-            });
+            .filter(|(t, _)| *t == crate::sip::Transport::Udp)
+            .map(|(_, a)| a)
+            .collect();
+        let v6_any = |a: SocketAddr| a.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        let sip_dual = |a: SocketAddr| {
+            v6_any(a) && !sip_udp.iter().any(|o| o.is_ipv4() && o.port() == a.port())
+        };
+        let clashes = sip_udp.iter().any(|&a| {
+            let any = a.ip().is_unspecified() || at.ip().is_unspecified();
+            let family = a.is_ipv4() == at.is_ipv4();
+            a.port() == at.port()
+                && if family {
+                    any || a.ip() == at.ip()
+                } else {
+                    sip_dual(a) || v6_any(at)
+                }
+        });
         if clashes {
             let msg = format!(
                 "[callback] {at} is also a [sip] listen UDP address: set another [callback] port"
@@ -237,7 +249,20 @@ pub(super) fn load(
         let keys = super::read::read_text(&file)
             .and_then(|text| Keys::parse(&text).map_err(str::to_string));
         match keys {
-            Ok(k) => c.keys = Some(k),
+            Ok(k) => {
+                // Whoever reads the keys signs REQUESTs: places calls, from anywhere.
+                if super::auth::world_readable(&file) {
+                    warnings.push(cx.at(
+                        f,
+                        format!(
+                            "warning: [callback] secret_file {} is readable by every user: \
+                             chmod 600 it",
+                            file.display()
+                        ),
+                    ));
+                }
+                c.keys = Some(k);
+            }
             // A value that names nothing may be a key written in the wrong place: its line
             // is given, never the value.
             Err(_) if super::read::names_nothing(&file) => errs.push(

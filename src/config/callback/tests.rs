@@ -95,6 +95,17 @@ fn secret_file_is_read_beside_the_config_and_checked() {
         "a-key-of-16-chars\nan-older-key-to-accept\n",
     )
     .unwrap();
+    // Readable by every user, it is warned of (anyone who reads it places calls): failed
+    // before; as `[auth] password_file` is.
+    let key = dir.path().join("callback.key");
+    let readable = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let cfg = Config::load(&gateway_toml(&dir)).unwrap();
+        (cfg.warnings.iter()).any(|w| w.to_string().contains("is readable by every user"))
+    };
+    assert!(readable(0o644));
+    assert!(!readable(0o600));
     let c = Config::load(&gateway_toml(&dir)).unwrap().callback;
     assert!(c.keys.is_some_and(|k| format!("{k:?}") == "Keys(2 hidden)"));
     std::fs::write(dir.path().join("callback.key"), "short\n").unwrap();
@@ -291,6 +302,22 @@ fn a_callback_port_on_a_sip_udp_listener_is_refused() {
     let any = BASE.replace("udp:127.0.0.1:5060", "udp:0.0.0.0:5060");
     let (_d, clash) = load_with(&any, "[callback]\nport = 5060\n");
     assert!(clash.is_err(), "every IPv4 address holds it");
+    // A dual-stack `[::]` holds the port on every IPv4 address too (failed before: `check`
+    // said ok and `run` failed to bind)...
+    let dual = BASE.replace("udp:127.0.0.1:5060", "udp:[::]:5060");
+    let (_d, clash) = load_with(&dual, "[callback]\nport = 5060\nlisten = \"127.0.0.1\"\n");
+    assert!(clash.is_err(), "a SIP [::] holds IPv4 too");
+    let (_d, clash) = load_with(BASE, "[callback]\nport = 5060\nlisten = \"::\"\n");
+    assert!(clash.is_err(), "a call-back [::] holds IPv4 too");
+    // ...but a SIP `[::]` beside a SIP IPv4 listener of its port is IPv6 only.
+    let split = BASE.replace(
+        "\"udp:127.0.0.1:5060\"",
+        "\"udp:[::]:5060\", \"udp:127.0.0.1:5060\"",
+    );
+    let (_d, ok) = load_with(&split, "[callback]\nport = 5060\nlisten = \"127.0.0.9\"\n");
+    assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+    let (_d, ok) = load_with(&dual, "[callback]\nport = 5061\nlisten = \"127.0.0.1\"\n");
+    assert!(ok.is_ok());
 }
 
 /// A source let in only by a wide `allow` network (wider than an IPv4 /24 or an IPv6 /64)
