@@ -11,6 +11,8 @@ use super::file::CdrSection;
 const DEFAULT_REFUSED_RATE: u32 = 100;
 
 pub(super) struct Cdr {
+    /// `path`, as written (relative to gateway.toml's folder).
+    pub path: String,
     pub max_pending: usize,
     pub refused_rate: Option<NonZeroU32>,
 }
@@ -39,7 +41,17 @@ pub(super) fn cdr(
         }
         None => NonZeroU32::new(DEFAULT_REFUSED_RATE),
     };
+    let path = match &s.path {
+        Some(p) => {
+            if let Err(why) = super::read::names_a_file(p.get_ref()) {
+                errs.push(at(p.span(), format!("[cdr] path {why}")));
+            }
+            p.get_ref().clone()
+        }
+        None => "var/cdr.jsonl".into(),
+    };
     Cdr {
+        path,
         max_pending,
         refused_rate,
     }

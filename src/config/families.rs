@@ -11,6 +11,43 @@ use super::profile::Places;
 use super::{Config, Listen, Profile, sip};
 use crate::sip::Transport;
 
+/// The errors for peer `p` (its places `at`) whose transport, or its registration's, has no
+/// listener. Our Via and Contact toward a TCP peer name a TCP port: without a TCP listener
+/// they name the UDP one, where its requests and the connections back for our answers find
+/// nothing; a UDP peer without a UDP listener is sent nothing at all (each send was dropped
+/// at run time, and its calls timed out).
+pub(super) fn listener_errors(
+    p: &Profile,
+    at: &Places,
+    listen: &[Listen],
+    advertise: &str,
+    errs: &mut Vec<ConfigError>,
+) {
+    let t = p.address.transport;
+    if super::local_port(listen, t, advertise).is_none() {
+        errs.push(ConfigError::placed(
+            &at.path,
+            at.address,
+            format!(
+                "a {t}: address needs a {t}: address in [sip] listen (our Via and Contact \
+                 toward this peer, and the socket we send from)"
+            ),
+        ));
+    }
+    if let Some(r) = &p.register
+        && super::local_port(listen, r.transport, advertise).is_none()
+    {
+        let t = r.transport;
+        errs.push(ConfigError::placed(
+            &at.path,
+            at.register_transport,
+            format!(
+                "[register] over {t} needs a {t} address in [sip] listen (the registered contact)"
+            ),
+        ));
+    }
+}
+
 /// The warnings for peer `p` (its places `at`): its `address` in another family than the
 /// advertised SIP address (it is told to send within calls where it cannot), or, anchored,
 /// than the relay's (its media has nowhere to go: the relay's sockets are of one family);

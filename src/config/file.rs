@@ -45,8 +45,7 @@ pub struct SipSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CdrSection {
-    #[serde(default = "default_cdr_path")]
-    pub path: String,
+    pub path: Option<Spanned<String>>,
     /// Refuse new calls while CDRs cannot be written.
     #[serde(default = "default_true")]
     pub fail_closed: bool,
@@ -59,7 +58,7 @@ pub struct CdrSection {
 impl Default for CdrSection {
     fn default() -> Self {
         CdrSection {
-            path: default_cdr_path(),
+            path: None,
             fail_closed: true,
             max_pending: None,
             refused_rate: None,
@@ -69,10 +68,6 @@ impl Default for CdrSection {
 
 fn default_true() -> bool {
     true
-}
-
-fn default_cdr_path() -> String {
-    "var/cdr.jsonl".into()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,7 +91,7 @@ pub struct MediaSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordingSection {
-    pub dir: Option<String>,
+    pub dir: Option<Spanned<String>>,
     pub format: Option<Spanned<String>>,
     pub jitter_ms: Option<Spanned<u64>>,
     pub min_free_mb: Option<Spanned<u64>>,

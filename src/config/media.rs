@@ -150,7 +150,12 @@ pub(super) fn recording(
         }
         None => DEFAULT_MIN_FREE_MB,
     };
-    let dir = base.join(s.dir.as_deref().unwrap_or("var/recordings"));
+    if let Some(d) = &s.dir
+        && let Err(why) = super::read::names_a_folder(d.get_ref())
+    {
+        errs.push(at(d.span(), format!("[recording] dir {why}")));
+    }
+    let dir = base.join(s.dir.as_ref().map_or("var/recordings", |d| d.get_ref()));
     Recording {
         dir,
         stereo,

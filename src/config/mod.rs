@@ -319,6 +319,7 @@ impl Config {
         let max_message_bytes = protect.max_message_bytes;
 
         let cdr::Cdr {
+            path: cdr_path,
             max_pending: cdr_max_pending,
             refused_rate: cdr_refused_rate,
         } = cdr::cdr(&file.cdr, &at, &mut errs);
@@ -341,18 +342,22 @@ impl Config {
 
         let profiles_name = file.profiles.as_ref().map_or("profiles", |p| p.get_ref());
         let profiles_dir = base.join(profiles_name);
-        // A folder that cannot be read is reported where it is named (`profiles = ...`, or
-        // gateway.toml itself for the default), once: the routes and the call-back's peer
-        // are then not reported unknown one by one.
+        // A folder that cannot be read (or an empty name, gateway.toml's own folder) is
+        // reported where it is named (`profiles = ...`, or gateway.toml itself for the
+        // default), once: the routes and the call-back's peer are then not reported unknown
+        // one by one.
         let mut no_folder = false;
-        let sources = match profile_source.read(&profiles_dir, &mut errs, &mut warnings) {
+        let sources = match read::names_a_folder(profiles_name)
+            .map_err(|why| format!("profiles {why}"))
+            .and_then(|()| {
+                (profile_source.read(&profiles_dir, &mut errs, &mut warnings)).map_err(|e| {
+                    let dir = profiles_dir.display();
+                    format!("cannot read the profiles folder {dir}: {e}")
+                })
+            }) {
             Ok(s) => s,
-            Err(e) => {
+            Err(msg) => {
                 no_folder = true;
-                let msg = format!(
-                    "cannot read the profiles folder {}: {e}",
-                    profiles_dir.display()
-                );
                 errs.push(match &file.profiles {
                     Some(p) => at(p.span(), msg),
                     None => ConfigError::file(path, format!("{msg} (set `profiles`)")),
@@ -390,34 +395,9 @@ impl Config {
             // Behind a front, peers are told the front's address (its Record-Route), not
             // ours: what `[sip] advertise` is says nothing to them.
             let told = front.is_none().then_some(advertise.as_str());
-            family_warnings(p, &places_of(p), told, media_ip, &listen, &mut warnings);
-            // Our Via and Contact toward it name a TCP port: without a TCP listener they name
-            // the UDP one, where its requests and the connections back for our answers find
-            // nothing.
-            // A udp: one without a UDP listener: nothing can be sent to it at all (each
-            // send was dropped at run time, and its calls timed out).
-            let t = p.address.transport;
-            if local_port(&listen, t, &advertise).is_none() {
-                let at = places_of(p);
-                errs.push(ConfigError::placed(
-                    &at.path,
-                    at.address,
-                    format!("a {t}: address needs a {t}: address in [sip] listen (our Via and Contact toward this peer, and the socket we send from)"),
-                ));
-            }
-            if let Some(r) = &p.register
-                && local_port(&listen, r.transport, &advertise).is_none()
-            {
-                let at = places_of(p);
-                errs.push(ConfigError::placed(
-                    &at.path,
-                    at.register_transport,
-                    format!(
-                        "[register] over {} needs a {} address in [sip] listen (the registered contact)",
-                        r.transport, r.transport
-                    ),
-                ));
-            }
+            let at = places_of(p);
+            family_warnings(p, &at, told, media_ip, &listen, &mut warnings);
+            families::listener_errors(p, &at, &listen, &advertise, &mut errs);
         }
         if let Some(f) = front {
             if let Some(w) = families::front_cannot_reach(&advertise, f.addr.ip()) {
@@ -464,7 +444,7 @@ impl Config {
             listen,
             advertise,
             front,
-            cdr_path: base.join(&file.cdr.path),
+            cdr_path: base.join(&cdr_path),
             max_message_bytes,
             protect,
             limits: global_limits,

@@ -127,6 +127,30 @@ fn read_open(f: std::fs::File, max: u64) -> Result<(Option<Vec<u8>>, std::fs::Fi
     ))
 }
 
+/// Whether an operator's path names something: not empty (it would be gateway.toml's own
+/// folder, the file then failing to open at start, or gateway.toml read as a profile),
+/// and, for a file, not a folder (`var/`).
+pub(super) fn names_a_file(path: &str) -> Result<(), &'static str> {
+    names_a_folder(path)?;
+    if path.ends_with('/')
+        || path.ends_with("/.")
+        || path.ends_with("/..")
+        || path == "."
+        || path == ".."
+    {
+        return Err("names a folder: name the file (e.g. \"var/cdr.jsonl\")");
+    }
+    Ok(())
+}
+
+/// [`names_a_file`] for a folder: not empty.
+pub(super) fn names_a_folder(path: &str) -> Result<(), &'static str> {
+    if path.trim().is_empty() {
+        return Err("is empty: name a path (relative to gateway.toml's folder, or absolute)");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -230,6 +230,46 @@ fn a_missing_profiles_folder_is_one_error_where_it_is_named() {
     assert!(errs.to_string().contains("(set `profiles`)"));
 }
 
+/// A path that names nothing is refused where it is written: an empty `[cdr] path` or one
+/// naming a folder (the gateway then failed at start: "Is a directory"), an empty
+/// `[recording] dir` (recordings in gateway.toml's folder), an empty `profiles` (gateway.toml
+/// itself read as a profile, with errors that said nothing of the cause, and one error only).
+/// Before, `check` said ok to each.
+#[test]
+fn paths_that_name_nothing_are_refused_where_written() {
+    let refused = |from: &str, to: &str| {
+        let dir = write_tree(&GATEWAY.replace(from, to), &standard_profiles());
+        Config::load(&dir.path().join("gateway.toml")).unwrap_err()
+    };
+    for (path, why) in [
+        ("", "is empty"),
+        ("  ", "is empty"),
+        ("var/", "names a folder"),
+        ("var/..", "names a folder"),
+        (".", "names a folder"),
+    ] {
+        let errs = refused("\"var/cdr.jsonl\"", &format!("{path:?}"));
+        let text = errs.to_string();
+        assert!(
+            text.contains(&format!("gateway.toml:8:8: [cdr] path {why}")),
+            "{path:?}: {text}"
+        );
+    }
+    let errs = refused("profiles = \"profiles\"", "profiles = \"\"");
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert!(
+        errs.to_string()
+            .contains("gateway.toml:1:12: profiles is empty"),
+        "{errs}"
+    );
+    let errs = refused("[cdr]", "[recording]\ndir = \"\"\n[cdr]");
+    assert!(
+        errs.to_string()
+            .contains("gateway.toml:8:7: [recording] dir is empty"),
+        "{errs}"
+    );
+}
+
 /// A gateway.toml that does not read into its sections (a misspelt key, or TOML that does
 /// not parse) still has the profiles checked: the operator sees every file's problems in one
 /// `check`. Before, only gateway.toml's error was reported, and the profiles' came one run
