@@ -1,7 +1,8 @@
 # trunkgate container image.
 #
 #   docker build -t trunkgate .
-#   docker run -d --name trunkgate --network host -v trunkgate-data:/var/lib/trunkgate trunkgate
+#   docker run -d --name trunkgate --network host --stop-timeout 55 \
+#     -v trunkgate-data:/var/lib/trunkgate trunkgate
 #
 # The build stage runs scripts/build-image (CI runs the same script without Docker), which
 # stages the runtime filesystem into /image-root: the binary, /etc/trunkgate (gateway.toml
@@ -42,7 +43,8 @@ EXPOSE 5060/udp 5060/tcp 5080/udp 9464/tcp 20000-20999/udp
 # [metrics] allow (the probe connects from there).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
-# SIGTERM drains calls for [shutdown] drain_s (30 s): stop with `docker stop -t 55`.
+# SIGTERM drains calls for [shutdown] drain_s (30 s), and a stop needs drain_s + 22 s: run
+# with `--stop-timeout 55` (an image cannot set it; Docker's default is 10 s).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/trunkgate"]
 CMD ["run", "--config", "/etc/trunkgate/gateway.toml", "--log-format", "json"]
