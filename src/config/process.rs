@@ -134,7 +134,7 @@ pub(super) fn metrics(
 /// last write (at most `engine::callback::floor`'s `LAST_WRITE_WAIT`, 0.5 s), and a second
 /// to spare.
 const STOP_AFTER_DRAIN_S: u64 = 22;
-/// The stop timeout of the shipped systemd unit and of the README's `docker stop -t`.
+/// The stop timeout of the shipped systemd unit and of the README's `docker run`.
 const SHIPPED_STOP_TIMEOUT_S: u64 = 55;
 
 /// `[shutdown] drain_s`. One longer than the shipped stop timeouts allow is a warning: the
@@ -154,8 +154,8 @@ pub(super) fn drain(
             d.span(),
             format!(
                 "warning: [shutdown] drain_s = {}: stopping can take {need} s, longer than the \
-                 shipped systemd unit's TimeoutStopSec={SHIPPED_STOP_TIMEOUT_S} and `docker stop \
-                 -t {SHIPPED_STOP_TIMEOUT_S}` wait; raise those to {need} or more, or calls still \
+                 shipped systemd unit's TimeoutStopSec={SHIPPED_STOP_TIMEOUT_S} and `docker run \
+                 --stop-timeout {SHIPPED_STOP_TIMEOUT_S}` wait; raise those to {need} or more, or calls still \
                  up when the process is killed get no BYE and no CDR",
                 d.get_ref()
             ),
