@@ -42,6 +42,9 @@ pub const MAX_ENDED: usize = 16_384;
 /// backstop); commands for the call layer are never dropped, and are bounded by
 /// `max_active` anyway.
 pub const MAX_QUEUED: usize = 1024;
+/// A RESPONSE that found the send queue full is tried again this soon, that try not
+/// counted (the queue drains at the end of every turn).
+pub const QUEUE_FULL_WAIT: Duration = Duration::from_millis(50);
 /// Slack on top of the longest a call-back can legitimately take (two legs ringing, then
 /// `max_duration`) before the service stops waiting for the call layer's `on_ended`: a
 /// lost report must not hold a `max_active` slot for ever.
@@ -143,6 +146,9 @@ struct Resend {
     bytes: Vec<u8>,
     /// Sends so far.
     tries: u8,
+    /// Sent once only (to a source anyone may forge): kept here only while the send
+    /// queue had no room for that one send.
+    once: bool,
     /// When the next send (or, after the last, the giving up) is due.
     next_at: Instant,
     interval: Duration,

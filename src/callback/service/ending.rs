@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Command, End, Entry, LINGER, MAX_ENDED, MAX_TRIES, Output, Phase, Resend, Service, T1,
-    WATCHDOG_GRACE, call_tag_token,
+    Command, End, Entry, LINGER, MAX_ENDED, MAX_QUEUED, MAX_TRIES, Output, Phase, QUEUE_FULL_WAIT,
+    Resend, Service, T1, WATCHDOG_GRACE, call_tag_token,
 };
 use crate::callback::metrics;
 use crate::callback::protocol::{CallbackId, Outbound, Outcome, State};
@@ -73,26 +73,39 @@ impl Service {
         // reflector it has (some 15 times the bytes). Such an AS learns of a lost one by
         // `STATUS` (`state=ended`).
         let once = self.cfg.callback.open_only_to(to.ip()) && self.cfg.callback.keys.is_none();
+        // A full send queue (a burst of ends in one turn) would drop it: sent a moment
+        // later instead, the try not counted (before, it counted, and past some 7,000 ends
+        // at once RESPONSEs were given up unsent; sent once, lost outright).
+        let room = self.queued < MAX_QUEUED;
+        let (tries, next_at) = if room {
+            (1, now + T1)
+        } else {
+            (0, now + QUEUE_FULL_WAIT)
+        };
         entry.phase = Phase::Ended {
-            resend: (!once).then(|| Resend {
+            resend: (!once || !room).then(|| Resend {
                 bytes: bytes.clone(),
-                tries: 1,
-                next_at: now + T1,
-                interval: T1,
+                tries,
+                once,
+                next_at,
+                // (Doubled at each send: the first resend T1 after the first send.)
+                interval: if room { T1 } else { T1 / 2 },
             }),
         };
         self.active = self.active.saturating_sub(1);
         self.shares.ended(to.ip());
-        if once {
+        if once && room {
             self.count_response("sent_once");
         } else {
-            self.resend.insert((now + T1, id.clone()));
+            self.resend.insert((next_at, id.clone()));
         }
         self.ended.push_back((now + LINGER, id.clone()));
         let result = end.outcome.as_str();
         *self.stats.ended.entry(result).or_default() += 1;
         ::metrics::counter!(metrics::RESULTS, "result" => result).increment(1);
-        self.transmit(to, bytes, key);
+        if room {
+            self.transmit(to, bytes, key);
+        }
         while self.ended.len() > MAX_ENDED {
             self.forget_oldest(true);
         }
@@ -132,11 +145,21 @@ impl Service {
                 self.count_response("not_allowed");
                 continue;
             }
+            if self.queued >= MAX_QUEUED {
+                r.next_at = now + QUEUE_FULL_WAIT;
+                self.resend.insert((r.next_at, id));
+                continue;
+            }
             r.tries += 1;
             r.interval = r.interval.saturating_mul(2);
             r.next_at = now + r.interval;
-            let (bytes, next_at) = (r.bytes.clone(), r.next_at);
-            self.resend.insert((next_at, id));
+            let bytes = r.bytes.clone();
+            if r.once {
+                *slot = None;
+                self.count_response("sent_once");
+            } else {
+                self.resend.insert((r.next_at, id));
+            }
             self.transmit(to, bytes, key);
         }
         while self.ended.front().is_some_and(|(at, _)| *at <= now) {

@@ -637,6 +637,84 @@ fn unsent_datagrams_are_bounded() {
     assert_eq!(h.svc.stats().dropped("send_queue_full"), 10);
 }
 
+/// A RESPONSE that finds the send queue full (many ends in one turn) goes a moment later,
+/// that try not counted, its resends on their schedule from its first send; one sent once
+/// only is sent then. Before, the dropped send counted as a try (past some 7,000 ends at
+/// once RESPONSEs were given up unsent) and one sent once was lost.
+#[test]
+fn a_response_the_full_send_queue_dropped_goes_at_the_next_tick() {
+    let mut h = H::new(|c| {
+        c.allow_any = true;
+        c.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    });
+    h.request("a", "1001", "1002");
+    let out = h.recv_from("192.0.2.1:9", "REQUEST: id=b;user1=1001;user2=1002");
+    assert_eq!(out.len(), 2, "{out:?}");
+    let fill = |h: &mut H| {
+        for _ in 0..MAX_QUEUED {
+            let wall = h.wall();
+            h.svc
+                .handle_datagram(h.now, wall, addr(AS), b"STATUS: id=zz");
+        }
+    };
+    fill(&mut h);
+    h.svc.on_ended(
+        h.now,
+        &id("a"),
+        End {
+            outcome: Outcome::Connected,
+            duration: Duration::from_millis(42_700),
+            call_tag: CallTag::CalleeBye,
+            cause: Q850Cause::NORMAL_CLEARING,
+        },
+    );
+    h.svc.on_ended(
+        h.now,
+        &id("b"),
+        End {
+            outcome: Outcome::Connected,
+            duration: Duration::from_millis(42_700),
+            call_tag: CallTag::CalleeBye,
+            cause: Q850Cause::NORMAL_CLEARING,
+        },
+    );
+    let out = h.drain();
+    assert_eq!(out.len(), MAX_QUEUED, "only the STATUS answers");
+    assert_eq!(
+        h.svc.stats().dropped("send_queue_full"),
+        0,
+        "nothing dropped"
+    );
+    let start = h.now;
+    let out = h.fire().unwrap();
+    assert_eq!(h.now - start, QUEUE_FULL_WAIT);
+    let mut to: Vec<String> = out
+        .iter()
+        .map(|o| match o {
+            Output::Transmit { to, .. } => to.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    to.sort();
+    assert_eq!(to, [AS, "192.0.2.1:9"], "each RESPONSE once");
+    assert_eq!(h.svc.stats().responses("sent_once"), 1);
+    // The resent one on its schedule from there: T1, 2 T1, ..., seven sends in all.
+    let sent_at = h.now;
+    let mut sends = 1;
+    while let Some(out) = h.fire() {
+        if out.is_empty() {
+            break;
+        }
+        assert_eq!(sent_text(&out[0], AS), RESPONSE_CONNECTED);
+        if sends == 1 {
+            assert_eq!(h.now - sent_at, T1);
+        }
+        sends += 1;
+    }
+    assert_eq!(sends, MAX_TRIES);
+    assert_eq!(h.svc.stats().responses("given_up"), 1);
+}
+
 #[test]
 fn a_reload_applies_the_new_allow_list_and_rate() {
     let mut h = H::new(|c| c.rate = NonZeroU32::new(1).unwrap());
