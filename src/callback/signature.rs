@@ -247,9 +247,9 @@ pub enum Seen {
 /// the window's width, so the table holds every signed REQUEST of the last minute, placed
 /// or refused (refused ones too: a refusal sent again must not place the call). At most
 /// [`Replays::MAX`], more than a minute at the highest `rate` placed, and at most
-/// [`Replays::SHARE`] from one source (an IPv4 address, an IPv6 /64: one AS flooding signed
-/// REQUESTs, refused or not, leaves room for the others); a REQUEST that finds no room is
-/// refused. Only datagrams signed with our key get in.
+/// [`Replays::share_for`] from one source (an IPv4 address, an IPv6 /64: one AS flooding
+/// signed REQUESTs, refused or not, leaves room for the others, and so do two); a REQUEST
+/// that finds no room is refused. Only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
     /// (first seen, `ts`, MAC, its source's IP), in the order they were first seen.
@@ -264,8 +264,21 @@ impl Replays {
     /// which new REQUESTs are refused, and then some.
     pub const MAX: usize = 131_072;
 
-    /// The most one source IP may hold: still more than a minute at the highest `rate`.
+    /// The most one source IP may hold, alone in the table: still more than a minute at the
+    /// highest `rate`.
     pub const SHARE: usize = Self::MAX / 2;
+
+    /// The least a source's share falls to, however many hold entries.
+    const FLOOR: usize = Self::MAX / 16;
+
+    /// The most `src` may hold: [`Replays::SHARE`] while no other source holds any, less
+    /// as others do (`MAX / (others + 2)`, down to [`Replays::FLOOR`]), so that a room is
+    /// always left for one more. Before, each source had half: two (an AS's two NAT
+    /// addresses, its IPv4 and IPv6) filled the table for every other.
+    pub fn share_for(&self, src: IpAddr) -> usize {
+        let others = self.by_source.len() - usize::from(self.by_source.contains_key(&src));
+        (Self::MAX / (others + 2)).max(Self::FLOOR)
+    }
 
     /// How long an entry stays whatever the wall clock says: the window's width.
     const HOLD: Duration = Duration::from_secs(2 * MAX_SKEW_S);
@@ -336,7 +349,7 @@ impl Replays {
 
     /// Full for `src`: the table, or `src`'s share of it.
     pub fn is_full_for(&self, src: IpAddr) -> bool {
-        self.is_full() || self.held_by(src) >= Self::SHARE
+        self.is_full() || self.held_by(src) >= self.share_for(src)
     }
 
     pub fn len(&self) -> usize {

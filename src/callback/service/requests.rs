@@ -79,7 +79,7 @@ impl Service {
                     return self.drop_datagram("replay_share_full");
                 }
                 None if self.replays.len() >= Replays::MAX / 8 * 7
-                    || self.replays.held_by(from) >= Replays::SHARE / 8 * 7 =>
+                    || self.replays.held_by(from) >= self.replays.share_for(from) / 8 * 7 =>
                 {
                     if let Some((m, ts)) = signed {
                         self.replays

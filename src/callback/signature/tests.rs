@@ -113,12 +113,12 @@ fn what_became_of_a_request_is_kept_while_its_ts_is_good_and_bounded() {
     // Once no reading could take its ts, it goes.
     assert_eq!(r.seen(later, 1_001 + MAX_SKEW_S, &[1; 32]), None);
     assert!(r.is_empty());
-    // Three sources: the first two take their shares, the whole table; the third
-    // finds no room.
+    // Twenty sources: each takes its share (a sixteenth, with so many), the whole table;
+    // the last ones find no room.
     for i in 0..Replays::MAX + 10 {
         let mut mac = [0; 32];
         mac[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        let src = IpAddr::from([192, 0, 2, 1 + (i % 3) as u8]);
+        let src = IpAddr::from([192, 0, 2, 1 + (i % 20) as u8]);
         r.remember(t0, (5_000, src), mac, Seen::Placed);
     }
     assert_eq!(r.len(), Replays::MAX);
@@ -150,6 +150,18 @@ fn one_source_holds_at_most_its_share() {
     assert!(!r.is_full_for(other));
     r.remember(t0, (1_000, other), mac(usize::MAX), Seen::Placed);
     assert_eq!((r.held_by(other), r.len()), (1, Replays::SHARE + 1));
+    // Two sources hold: each may hold a third now, and the first, over it, takes no more,
+    // the second up to its third; a third source still finds room. (Failed before: each
+    // had half, and two filled the table.)
+    assert_eq!(r.share_for(AS_IP), Replays::MAX / 3);
+    assert!(r.is_full_for(AS_IP));
+    for i in 0..Replays::MAX {
+        r.remember(t0, (1_000, other), mac(1 << 40 | i), Seen::Placed);
+    }
+    assert_eq!(r.held_by(other), Replays::MAX / 3);
+    let third = IpAddr::from([192, 0, 2, 100]);
+    assert!(!r.is_full_for(third) && !r.is_full());
+    assert_eq!(r.share_for(third), Replays::MAX / 4);
     // A minute later all are gone, and so is the count.
     r.seen(t0 + Replays::HOLD, 1_000 + MAX_SKEW_S + 1, &[0xff; 32]);
     assert!(r.is_empty());

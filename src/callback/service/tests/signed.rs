@@ -332,12 +332,13 @@ fn a_clock_set_back_late_does_not_move_the_start() {
 #[test]
 fn a_replay_table_near_full_refuses_with_over_rate() {
     let mut h = signed();
-    // Filled by four other ASes, none past its share.
+    // Filled by sixteen other ASes, none past its share (a sixteenth of the table, with so
+    // many holding entries).
     let fill = |h: &mut H, upto: usize| {
         for i in h.svc.replays.len()..upto {
             let mut mac = [0u8; 32];
             mac[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            let src = std::net::IpAddr::from([127, 0, 1, (i % 4) as u8]);
+            let src = std::net::IpAddr::from([127, 0, 1, (i % 16) as u8]);
             h.svc
                 .replays
                 .remember(h.now, (h.wall_s(), src), mac, Seen::Refused("over_rate"));
