@@ -353,6 +353,8 @@ fn rewrite(
                 // Session level (not where RFC 3605 puts it): no port of ours to name.
                 (None, _) => continue,
             }
+        } else if let Some(d) = endpoint::direction(l.text) {
+            out.extend_from_slice(d.line());
         } else if ICE_ATTRIBUTES.iter().any(|a| l.text.starts_with(a)) {
             continue;
         } else if SOURCE_ATTRIBUTES.iter().any(|a| l.text.starts_with(a)) {

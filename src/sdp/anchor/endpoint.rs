@@ -94,7 +94,7 @@ impl Endpoint {
 
 /// What a media-level attribute tells about its stream's packets.
 pub(super) fn media_attribute(e: &mut Endpoint, line: &[u8]) {
-    if line == b"a=rtcp-mux" {
+    if line.trim_ascii_end() == b"a=rtcp-mux" {
         e.rtcp_mux = true;
     } else if line.starts_with(b"a=crypto:") && e.transport == Transport::Rtp {
         e.transport = Transport::Srtp;
@@ -134,9 +134,22 @@ pub(super) enum Direction {
     Inactive,
 }
 
-/// The direction a line sets, if it is a direction attribute.
+impl Direction {
+    /// Its line, as written on.
+    pub(super) fn line(self) -> &'static [u8] {
+        match self {
+            Direction::SendRecv => b"a=sendrecv",
+            Direction::SendOnly => b"a=sendonly",
+            Direction::RecvOnly => b"a=recvonly",
+            Direction::Inactive => b"a=inactive",
+        }
+    }
+}
+
+/// The direction a line sets, if it is a direction attribute (trailing blanks, which a
+/// reader that trims takes as nothing, taken as nothing here too).
 pub(super) fn direction(line: &[u8]) -> Option<Direction> {
-    match line {
+    match line.trim_ascii_end() {
         b"a=sendrecv" => Some(Direction::SendRecv),
         b"a=sendonly" => Some(Direction::SendOnly),
         b"a=recvonly" => Some(Direction::RecvOnly),
@@ -157,15 +170,18 @@ pub(super) fn rtcp_attribute(v: &[u8]) -> Option<(u16, Option<Option<IpAddr>>)> 
     Some((port, ip))
 }
 
-/// Which lines of an SDP repeat their level's `c=` or their stream's `a=rtcp`, read in
-/// order: a level (the session, or a media section from its `m=`) has one of each (RFC 4566
-/// §5.7, RFC 3605), and the first counts. `read` and the rewrite both ask it, so the
-/// address read is the one sent on, and a peer's repeats (each a few bytes, rewritten to a
-/// whole address) do not grow what is sent several times over.
+/// Which lines of an SDP repeat their level's `c=`, direction or their stream's `a=rtcp`,
+/// read in order: a level (the session, or a media section from its `m=`) has one of each
+/// (RFC 4566 §5.7 and §6, RFC 3605), and the first counts. `read` and the rewrite both ask
+/// it, so the address and direction read are the ones sent on (a far end that takes the
+/// first of `a=inactive` and `a=sendrecv`, where the gateway took the last, had a held call
+/// released for the silence it was told to expect), and a peer's repeats (each a few bytes,
+/// rewritten to a whole address) do not grow what is sent several times over.
 #[derive(Default)]
 pub(super) struct Repeats {
     had_c: bool,
     had_rtcp: bool,
+    had_direction: bool,
 }
 
 impl Repeats {
@@ -178,6 +194,8 @@ impl Repeats {
             &mut self.had_c
         } else if text.starts_with(b"a=rtcp:") {
             &mut self.had_rtcp
+        } else if direction(text).is_some() {
+            &mut self.had_direction
         } else {
             return false;
         };

@@ -83,6 +83,9 @@ pub fn read(sdp: &[u8]) -> Result<Vec<Endpoint>, SdpError> {
             ice.push(false);
             rtcp.push(None);
         } else if let Some(dir) = direction(l.text) {
+            if repeated {
+                continue;
+            }
             match held.last_mut() {
                 Some(h) => *h = Some(dir),
                 None => session_held = Some(dir),

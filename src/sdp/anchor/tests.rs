@@ -905,6 +905,57 @@ fn repeated_connection_and_rtcp_lines_are_dropped_not_multiplied() {
     assert!(out.len() < sdp.len() / 10);
 }
 
+/// A level has one direction attribute (RFC 4566 §6): the first counts, is read, and is
+/// the one sent on; repeats are dropped. Before, the last was read and all were sent, so a
+/// far end taking the first (`a=inactive` before `a=sendrecv`) held the stream while the
+/// gateway expected media, and released the call for its silence. Trailing blanks, which a
+/// trimming reader takes as nothing, are taken as nothing here, and not sent.
+#[test]
+fn repeated_direction_lines_count_once_the_first() {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+               a=recvonly\r\na=sendrecv\r\n\
+               m=audio 4000 RTP/AVP 0\r\na=inactive\r\na=sendrecv\r\na=sendonly\r\n\
+               m=audio 4002 RTP/AVP 0\r\na=sendonly \r\na=rtcp-mux\t\r\n\
+               m=audio 4004 RTP/AVP 0\r\n";
+    let e = read(sdp.as_bytes()).unwrap();
+    assert!(
+        e[0].held && !e[0].sends && !e[0].receives,
+        "inactive: {:?}",
+        e[0]
+    );
+    assert!(
+        e[1].held && e[1].sends && !e[1].receives,
+        "sendonly: {:?}",
+        e[1]
+    );
+    assert!(e[1].rtcp_mux);
+    assert!(
+        e[2].held && !e[2].sends && e[2].receives,
+        "the session's recvonly: {:?}",
+        e[2]
+    );
+    let out = anchor_streams(
+        sdp.as_bytes(),
+        "198.51.100.1".parse().unwrap(),
+        &[Some(30000), Some(30002), Some(30004)],
+    )
+    .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.contains("t=0 0\r\na=recvonly\r\nm=audio 30000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RTP/AVP 0\r\na=inactive\r\nm=audio 30002"),
+        "{out}"
+    );
+    assert!(
+        out.contains("RTP/AVP 0\r\na=sendonly\r\na=rtcp-mux"),
+        "{out}"
+    );
+    assert_eq!(out.matches("a=sendrecv").count(), 0, "{out}");
+}
+
 /// An offer of RFC 8840's trickle ICE with no candidates yet (`c=` 0.0.0.0, port 9) is
 /// refused, saying why: anchored, it read as an old-style hold, the relay waited for media
 /// only ICE could bring, and the call had no audio. An old-style hold from an ICE endpoint
