@@ -4,6 +4,8 @@
 //! its payload type numbers stand for (`a=rtpmap`). Its addresses are none of them: the
 //! relay follows those, and the other leg never sees them.
 
+use foldhash::{HashMap, HashSet};
+
 use super::agreed::{Encoding, Media, sections};
 use super::{Line, sdp_of};
 
@@ -75,19 +77,31 @@ impl Terms {
         (self.0.iter().zip(&before.0))
             .filter(flowing)
             .any(|(now, was)| {
-                let new_key = now.crypto.iter().any(|c| !was.crypto.contains(c));
+                // Looked up, not scanned: a peer's SDP may list thousands of each, and a
+                // scan of the earlier list for each held the call thread (n²).
+                let keys: HashSet<&[u8]> = was.crypto.iter().map(Vec::as_slice).collect();
+                let new_key = now.crypto.iter().any(|c| !keys.contains(c.as_slice()));
+                let certs: HashSet<&[u8]> = was.fingerprints.iter().map(Vec::as_slice).collect();
                 let new_cert = !now.fingerprints.is_empty()
-                    && !(now.fingerprints.iter()).any(|f| was.fingerprints.contains(f));
+                    && !(now.fingerprints.iter()).any(|f| certs.contains(f.as_slice()));
                 let new_role = match (&now.setup, &was.setup) {
                     (Some(n), Some(w)) => w.as_slice() != b"actpass" && n != w,
                     _ => false,
                 };
-                let renumbered = now.payloads.iter().any(|(pt, enc)| {
-                    match was.payloads.iter().find(|(p, _)| p == pt) {
-                        Some((_, e)) => e != enc,
-                        None => was.payloads.iter().any(|(_, e)| e == enc),
-                    }
-                });
+                // (Each number once: read from the map `encodings` makes.)
+                let numbers: HashMap<&[u8], &Encoding> = was
+                    .payloads
+                    .iter()
+                    .map(|(p, e)| (p.as_slice(), e))
+                    .collect();
+                let encodings: HashSet<&Encoding> = was.payloads.iter().map(|(_, e)| e).collect();
+                let renumbered =
+                    now.payloads
+                        .iter()
+                        .any(|(pt, enc)| match numbers.get(pt.as_slice()) {
+                            Some(e) => *e != enc,
+                            None => encodings.contains(enc),
+                        });
                 new_key || new_cert || new_role || renumbered
             })
     }
