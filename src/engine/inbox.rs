@@ -13,7 +13,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
@@ -46,6 +46,11 @@ pub(super) const FRESH: usize = 4_096;
 /// 403). Their own queue, read after new work: a spray of spoofed sources, each under the
 /// per-source rate, must not fill the room peers' INVITEs and CANCELs need.
 const STRANGERS: usize = 256;
+/// A stranger's message longer than this is not parsed: a request's 403 needs its request
+/// line and a few headers, and a response from a stranger (a carrier's second SBC
+/// answering from outside every `match`) carries an SDP at most; a 64 KiB one would cost
+/// a copy and a parse for nothing.
+const STRANGER_MAX_BYTES: usize = 16 * 1024;
 
 /// Whether a message starts new work, which overload control may refuse: a request outside
 /// any dialog, other than ACK and CANCEL (which belong to an INVITE already received).
@@ -72,6 +77,9 @@ pub(crate) struct Inbox {
     fresh: mpsc::Sender<Event>,
     strangers: mpsc::Sender<Event>,
     guard: Arc<ArcSwapOption<SourceGuard>>,
+    /// One rate for all strangers' responses together (`[protect] source_rate`, its one
+    /// key the unspecified address).
+    strangers_answers: Arc<ArcSwapOption<SourceGuard>>,
     pub(crate) tally: Arc<Tally>,
     pub(crate) overload: Arc<Overload>,
     /// The running configuration, for the one question a reader asks of it: does a profile
@@ -143,6 +151,7 @@ impl Inbox {
             fresh: ftx,
             strangers: stx,
             guard: Arc::new(ArcSwapOption::new(None)),
+            strangers_answers: Arc::new(ArcSwapOption::new(None)),
             tally: Arc::default(),
             overload: Arc::new(Overload::new(p)),
             asked: Arc::new(Asked::new(window_for(&cfg), now)),
@@ -355,6 +364,10 @@ impl Inbox {
                 p.source_rate
                     .map(|r| Arc::new(SourceGuard::new(r, p.source_cooldown, now))),
             );
+            (self.strangers_answers).store(
+                p.source_rate
+                    .map(|r| Arc::new(SourceGuard::new(r, Duration::ZERO, now))),
+            );
         }
     }
 
@@ -397,6 +410,9 @@ impl Inbox {
                 crate::ops::metrics::refused("unasked_response");
                 return false;
             }
+            if !self.strangers_response_goes(data, now) {
+                return false;
+            }
             // A provisional keeps the window open: it restarts a relayed INVITE's Timer C,
             // and the final answer may come that long after it. Only one to a request of
             // ours (our branch): any other would keep the window open for ever.
@@ -407,6 +423,7 @@ impl Inbox {
         } else if request {
             let ack = data.starts_with(b"ACK ");
             self.stranger_may_send(ip, StrangerSends::Request { ack }, now)
+                && self.room_for_strangers_request(data.len())
         } else {
             false
         };
@@ -414,6 +431,50 @@ impl Inbox {
             self.tally.count_stranger(ip);
         }
         heard
+    }
+
+    /// Whether a stranger's response (from an address we sent a request to lately, or one
+    /// sharing its cell of that table) goes on to be parsed and served with accepted work:
+    /// no larger than [`STRANGER_MAX_BYTES`], naming our branch as we write it (checked on
+    /// its bytes, before a parse: a peer's response is checked after, where it may be
+    /// spaced or capitalised), and within one rate for all strangers' responses together
+    /// (`[protect] source_rate`). Before, one of our branches (a host that saw our Via)
+    /// sent from spoofed addresses went to the accepted work's queue at each address's own
+    /// rate, without bound, ahead of the peers' own answers.
+    fn strangers_response_goes(&self, data: &[u8], now: Instant) -> bool {
+        if data.len() > STRANGER_MAX_BYTES {
+            self.count_oversize();
+            return false;
+        }
+        if self.tags.is_some() && !self.carries_our_check(data) {
+            crate::ops::metrics::refused("unknown_branch");
+            return false;
+        }
+        let paced = self.strangers_answers.load();
+        if let Some(g) = paced.as_ref()
+            && g.check(IpAddr::from([0, 0, 0, 0]), now, false) != Gate::Pass
+        {
+            crate::ops::metrics::refused("strangers_rate");
+            return false;
+        }
+        true
+    }
+
+    /// Whether a stranger's request of `len` bytes, which `reject` mode answers with one
+    /// 403, has room: decided before it is copied and parsed, so that spoofed strangers
+    /// (each source its own rate) cost a look at their first bytes, not a parse on the
+    /// signalling thread, once their queue is full; and no larger than a 403 needs to read
+    /// (what overflows it is counted as `too_large`).
+    fn room_for_strangers_request(&self, len: usize) -> bool {
+        if len > STRANGER_MAX_BYTES {
+            self.count_oversize();
+            return false;
+        }
+        if self.strangers.capacity() == 0 {
+            self.count_queue_full();
+            return false;
+        }
+        true
     }
 
     /// Whether a source no profile knows may be heard with what it sends: a response to a

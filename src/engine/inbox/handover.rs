@@ -189,7 +189,7 @@ impl Inbox {
         true
     }
 
-    fn count_queue_full(&self) {
+    pub(super) fn count_queue_full(&self) {
         Tally::bump(&self.tally.queue_full);
         crate::ops::metrics::refused("queue_full");
     }

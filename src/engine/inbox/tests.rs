@@ -281,20 +281,83 @@ fn an_answer_under_way_keeps_a_strangers_window_open() {
         "SIP/2.0 183 Session Progress\r\nVia: SIP/2.0/UDP 127.0.0.1;branch={branch}\r\n\r\n"
     );
     let resp = text.as_bytes();
-    // A provisional with a made-up branch (a stranger's own) keeps nothing open.
+    // A provisional with a made-up branch (a stranger's own) keeps nothing open, and is
+    // not heard at all (no branch of ours: dropped before a parse).
     let foreign = text.replace(&branch, "z9hG4bKforeign");
     assert!(!inbox.hears_stranger(node, resp, t0), "never asked");
     inbox.asked(node, t0);
-    assert!(inbox.hears_stranger(node, foreign.as_bytes(), t0 + Duration::from_secs(50)));
+    assert!(!inbox.hears_stranger(node, foreign.as_bytes(), t0 + Duration::from_secs(50)));
     assert!(!inbox.hears_stranger(node, resp, t0 + window + Duration::from_secs(1)));
     inbox.asked(node, t0);
     assert!(inbox.hears_stranger(node, resp, t0 + Duration::from_secs(100)));
     let late = t0 + window + Duration::from_secs(6);
-    assert!(inbox.hears_stranger(node, b"SIP/2.0 200 OK\r\n", late));
+    let ok = text.replace("183 Session Progress", "200 OK");
+    assert!(inbox.hears_stranger(node, ok.as_bytes(), late));
     // Only a provisional keeps it open: a window after the 183, it is closed whatever
     // final answers came since.
     let closed = t0 + Duration::from_secs(100) + window + Duration::from_secs(1);
     assert!(!inbox.hears_stranger(node, resp, closed));
+}
+
+/// What a stranger sends is judged on its first bytes before any copy or parse: a request
+/// (`reject` mode, for its 403) only while the strangers' queue has room and when no
+/// larger than 16 KiB; a response (from an address we asked) only when it names our
+/// branch as we write it, no larger than 16 KiB, and within one rate for all strangers'
+/// responses together. Before, each was copied and parsed first (a spoofed spray, each
+/// source its own rate, cost a parse apiece on the signalling thread), and responses
+/// naming a branch of ours went ahead of peers' answers at each address's own rate.
+#[tokio::test]
+async fn a_strangers_message_is_judged_before_its_parse() {
+    let t0 = Instant::now();
+    let p = Protect {
+        source_rate: Some(10),
+        unknown_sources: crate::config::UnknownSources::Reject,
+        ..Protect::default()
+    };
+    let key = crate::sip::TagKey::from_seed(5);
+    let (inbox, _q) = Inbox::new(cfg(p), t0);
+    let inbox = inbox.checking_tags(key.clone());
+    let invite = b"INVITE sip:+1@gw SIP/2.0\r\n".to_vec();
+    let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+    assert!(inbox.hears_stranger(stranger, &invite, t0));
+    let mut big = invite.clone();
+    big.resize(STRANGER_MAX_BYTES + 1, b'x');
+    assert!(!inbox.hears_stranger(stranger, &big, t0), "too large");
+    // The strangers' queue full: not heard (before, parsed and then dropped).
+    let at = t0;
+    let source = Target::udp("192.0.2.9:5060".parse().unwrap());
+    for _ in 0..STRANGERS {
+        inbox.try_deliver_stranger(Event::Message {
+            msg: req("OPTIONS", ""),
+            source,
+            at,
+            screened: false,
+            held: 0,
+        });
+    }
+    assert!(!inbox.hears_stranger(stranger, &invite, t0), "no room");
+    // Responses: from many addresses we asked, one rate for all of them together.
+    let ours = key.branch("0123456789abcdef");
+    let resp = format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch={ours}\r\n\r\n");
+    let foreign = resp.replace(&ours, "z9hG4bKnotours");
+    let heard = (0..100u8)
+        .filter(|i| {
+            let ip = IpAddr::from([198, 51, 100, *i]);
+            inbox.asked(ip, t0);
+            assert!(
+                !inbox.hears_stranger(ip, foreign.as_bytes(), t0),
+                "not our branch"
+            );
+            inbox.hears_stranger(ip, resp.as_bytes(), t0)
+        })
+        .count();
+    assert_eq!(heard, 10, "the strangers' responses' one rate");
+    let later = t0 + Duration::from_secs(1);
+    let ip = IpAddr::from([198, 51, 100, 1]);
+    assert!(inbox.hears_stranger(ip, resp.as_bytes(), later));
+    let mut big = resp.clone().into_bytes();
+    big.resize(STRANGER_MAX_BYTES + 1, b'x');
+    assert!(!inbox.hears_stranger(ip, &big, later), "too large");
 }
 
 /// A request in a dialog goes ahead of new work only if its To tag is one of ours for its

@@ -194,6 +194,12 @@ fn on_datagram(here: &Here<'_>, got: &Got<'_>) {
             // The core decides: a known peer may get a 400, a stranger gets nothing. While
             // overload control sheds, junk is dropped here, before it takes room.
             inbox.count_unparseable();
+            // A stranger is never answered what it could not say (`on_unparseable`): it
+            // would only take a place among the strangers' requests.
+            if stranger {
+                crate::ops::metrics::refused("unparseable");
+                return;
+            }
             if inbox.drops_unparseable(false) {
                 return;
             }
