@@ -47,10 +47,13 @@ impl Call {
         // is answered in the ACK, then.
         self.uac_rel.awaiting_answer = None;
         // (`resp` is ours to the caller: the callee's branch is side B's dialog now.)
-        let offer = !self.attempt.as_ref().is_some_and(|a| a.offered)
-            && !self.branch_answered_in_prack()
-            && super::anchor::carries_sdp(&resp);
+        let late =
+            !self.attempt.as_ref().is_some_and(|a| a.offered) && super::anchor::carries_sdp(&resp);
+        let offer = late && !self.branch_answered_in_prack();
         self.await_ack(cx, Side::A, resp, (a_cseq, Some(b_cseq)), txn, offer);
+        if let Some(p) = self.pending_2xx[Side::A].as_mut() {
+            p.offer_if_prack_refused = late && !offer;
+        }
     }
 
     /// Remember our 2xx on `side` and retransmit it until that side ACKs. `cseqs` are the
@@ -72,6 +75,7 @@ impl Call {
             interval: t1,
             txn,
             offer,
+            offer_if_prack_refused: false,
             then_bye: None,
         }));
         // Over TCP too (RFC 3261 §13.3.1.4): a 2xx is retransmitted end to end, and a hop
@@ -174,15 +178,18 @@ impl Call {
                 return;
             };
             let mut ct = super::anchor::readable_type(ack);
+            // (Our PRACK that answered the callee's offer refused since the callee's 2xx:
+            // that offer stands, and this ACK carries the answer.)
+            let offer = p.offer || (p.offer_if_prack_refused && !self.branch_answered_in_prack());
             // Only a 2xx that offered is answered in its ACK (RFC 3264 §4, RFC 3261
             // §13.2.2.4): SDP in any other ACK is no answer, and nothing to pass on.
-            let mut answer = if p.offer {
+            let mut answer = if offer {
                 ack.body().clone()
             } else {
                 Bytes::new()
             };
             if answer.is_empty()
-                && p.offer
+                && offer
                 && let Some((early, early_ct)) = early.as_deref()
             {
                 // The callee's 2xx offers the session its unreliable 18x showed; the caller
@@ -192,7 +199,7 @@ impl Call {
                 answer = early.clone();
                 ct = early_ct.clone();
             }
-            if p.offer && answer.is_empty() {
+            if offer && answer.is_empty() {
                 // Our 2xx offered and this ACK does not answer (RFC 3261 §13.2.2.4 says it
                 // must): the far leg's offer is refused in its ACK, so that neither leg keeps
                 // a session the other never agreed to, and the call is released.

@@ -103,17 +103,21 @@ impl Call {
             Some(s) => s >= 400,
             None => true,
         };
-        if !refused || !self.phase.is_routing() {
+        if !refused {
             return;
         }
         // A PRACK that carried the caller's answer to the branch's offer and was refused (or
         // never answered) answered nothing: for the callee its 2xx offers again, and the
-        // ACK must carry the answer (RFC 3261 §13.2.1).
+        // ACK must carry the answer (RFC 3261 §13.2.1). Whatever the phase: that 2xx may
+        // have come first, and the caller's ACK asks this when it comes.
         if let Some(tag) = sent
             .filter(super::anchor::carries_sdp)
             .and_then(|r| r.to_tag())
         {
             self.uac_rel.unanswered(&tag);
+        }
+        if !self.phase.is_routing() {
+            return;
         }
         let what = status.map_or_else(|| "timeout".to_string(), |s| s.to_string());
         let Some(peer) = self.count_prack_failure(cx, &what) else {

@@ -23,6 +23,10 @@ pub struct Pending2xx {
     pub txn: TxnId,
     /// The 2xx carries an offer (its INVITE had none): the ACK carries the answer.
     pub offer: bool,
+    /// The callee's 2xx to the caller repeats the offer our PRACK answered: an offer after
+    /// all (its ACK then carries the answer) if the callee refuses that PRACK before the
+    /// caller's ACK comes; a callee refusing PRACK seldom waits for it to send its 2xx.
+    pub offer_if_prack_refused: bool,
     /// The other side hung up before this side's ACK came: this side gets its BYE once the
     /// ACK comes, or its wait ends (RFC 3261 §15: not before), with this Reason.
     pub then_bye: Option<Option<String>>,

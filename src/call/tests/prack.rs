@@ -2051,6 +2051,45 @@ fn an_answer_in_a_prack_the_callee_refused_goes_in_the_ack() {
     assert!(h.cdrs.is_empty(), "the call is up");
 }
 
+/// As above, but the carrier's 200 comes before its 405 to our PRACK (a carrier that
+/// refuses PRACK seldom waits for it): the answer still goes in the ACK. When the carrier
+/// accepts the PRACK after its 200, or has not answered it by the phone's ACK (a carrier
+/// that takes PRACK received it before its 200, RFC 3262 §3), the ACK goes without SDP.
+/// Before, a refusal that came after the 200 was not heard, and the ACK went without the
+/// answer the carrier never took.
+#[test]
+fn an_answer_in_a_prack_refused_after_the_callees_200_goes_in_the_ack() {
+    for (name, prack_answer) in [("lo2a", Some(405)), ("lo2b", Some(200)), ("lo2c", None)] {
+        let mut h = H::new();
+        let (inv, rseq, tag) = late_offer_answered_reliably(&mut h, name);
+        let answer = SDP.replace("192.0.2.10", "192.0.2.77");
+        h.recv(PHONE, &phone_prack(name, &tag, 2, rseq, &answer));
+        h.take(PHONE);
+        let prack = h.one_request(CARRIER_A, Method::Prack);
+        assert_eq!(prack.body().as_ref(), answer.as_bytes());
+        h.carrier_answers(&inv, "c1", SDP);
+        if let Some(status) = prack_answer {
+            h.recv_msg(CARRIER_A, reply(&prack, status, "c1", &[], None));
+        }
+        h.recv(
+            PHONE,
+            &from_phone_in(name, "ACK", &tag, 1, &format!("z9hG4bK{name}a"), ""),
+        );
+        let ack = h.one_request(CARRIER_A, Method::Ack);
+        let want: &[u8] = match prack_answer {
+            Some(405) => answer.as_bytes(),
+            _ => b"",
+        };
+        assert_eq!(
+            ack.body().as_ref(),
+            want,
+            "{name}: {:?}",
+            String::from_utf8_lossy(ack.body())
+        );
+        assert!(h.cdrs.is_empty(), "{name}: the call is up");
+    }
+}
+
 /// As above, our PRACK carrying the phone's answer challenged by a carrier the gateway has
 /// no credentials for: a refusal like the 405, and the answer goes in the ACK. Before, the
 /// PRACK was set aside to answer the challenge and lost when it could not be: its answer
