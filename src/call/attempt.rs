@@ -158,7 +158,22 @@ impl Call {
             // (An INVITE with SDP tells the relay again as it is anchored; one without
             // would not.)
             self.forget_callee_media(cx, Some(&peer));
-            match self.anchor_offer(cx, Side::A, &mut invite, Some(&peer)) {
+            // A late offer on an anchored call takes its ports when the callee's offer comes,
+            // in a response that cannot be refused: with none left then, the call would be
+            // answered with every stream refused, silent and billed. Refused now instead, as
+            // an offer is (a pool emptied between the INVITE and the callee's offer still
+            // has it so).
+            let late_without_ports = (self.media.as_ref())
+                .is_some_and(|m| m.pairs.iter().all(Option::is_none))
+                && !super::anchor::carries_sdp(&invite)
+                // (A stream takes a port on each leg.)
+                && cx.env.pool.available() < 2;
+            match self
+                .anchor_offer(cx, Side::A, &mut invite, Some(&peer))
+                .and(match late_without_ports {
+                    true => Err(AnchorError::NoPorts),
+                    false => Ok(()),
+                }) {
                 Ok(()) => {}
                 Err(AnchorError::NoPorts) => {
                     warn!(call_id = %self.call_id(), "no RTP ports left: refusing the call");
