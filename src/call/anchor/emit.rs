@@ -17,6 +17,12 @@ impl Call {
         let Some(media) = self.media.as_deref() else {
             return;
         };
+        // Nothing to tell while the call has no stream (ports are kept until it ends, so it
+        // never had one): told, the relay opened the call's recording, which a call refused
+        // before any stream (no ports, unreadable SDP) then deleted, once per INVITE.
+        if media.pairs.iter().all(Option::is_none) {
+            return;
+        }
         let profile = |side: Side| self.profile_during(side, callee);
         let latch = |side: Side| profile(side).map_or(Latch::Any, |p| p.latch);
         let rebind = |side: Side| {

@@ -260,6 +260,35 @@ fn an_exhausted_pool_refuses_the_call_with_503() {
     assert_eq!(c.cause, 47);
 }
 
+/// A late offer (an INVITE without SDP) on an anchored route when the pool is dry is
+/// refused as an offer is: 503, cause 47, `media_ports_exhausted`, no INVITE sent. Before,
+/// it went on, the callee's offer found no ports, and the call was answered with every
+/// stream refused: silent, and billed.
+#[test]
+fn a_late_offer_with_the_pool_dry_is_refused_with_503() {
+    let mut h = anchored();
+    while h.core.env.pool.alloc_pairs(1).is_some() {}
+    h.recv(PHONE, &offerless_text("lx1", "z9hG4bKlx1", ""));
+    assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
+    assert!(h.statuses(PHONE).contains(&503));
+    let c = h.cdrs.iter().find(|c| c.call_id == "lx1").unwrap();
+    assert_eq!((c.call_tag, c.cause), (CallTag::MediaUnavailable, 47));
+    assert!(
+        c.events.iter().any(|e| e == "media_ports_exhausted"),
+        "{:?}",
+        c.events
+    );
+    // The relay was told nothing of a call refused before any stream: told, it opened
+    // (and then deleted) the call's recording, once per INVITE.
+    assert!(
+        !h.media
+            .iter()
+            .any(|m| matches!(m, MediaAction::Relay { .. })),
+        "{:?}",
+        h.media
+    );
+}
+
 /// A re-INVITE adding a stream when the pool is dry is refused with 488 (the call goes on)
 /// and said as a new call's would be: a warning and the CDR's `media_ports_exhausted`.
 #[test]
