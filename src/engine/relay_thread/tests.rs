@@ -223,6 +223,38 @@ fn an_open_still_queued_when_the_thread_ends_is_reported_dead() {
     assert!(dead.load(Ordering::Relaxed));
 }
 
+/// A fault while sending a stream's held audio fails that stream, as one on a packet it
+/// reads does: the thread goes on. Before, it unwound the thread, and every call on it
+/// ended.
+#[test]
+fn a_fault_sending_held_audio_fails_only_its_stream() {
+    let (r, io) = rig_with(|p| {
+        p.b_ptime = Some(30);
+        p.g711 = true;
+    });
+    let dead = io.dead.clone();
+    let mut relay = Relay::new(Poll::new().unwrap());
+    let mut left = Vec::new();
+    relay.open(1, Box::new(io));
+    r.a.send_to(&rtp(0, 1), ("127.0.0.1", r.a_port)).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    relay.turn([(0, A_RTP)].into_iter(), &mut left);
+    assert_eq!(relay.holding.len(), 1, "20 ms held short of a 30 ms packet");
+    held::FAULT.with(|f| f.set(true));
+    relay.send_held(std::time::Instant::now() + Duration::from_secs(1));
+    held::FAULT.with(|f| f.set(false));
+    assert!(dead.load(Ordering::Relaxed), "the stream is reported dead");
+    assert!(relay.holding.is_empty());
+    // The thread's loop goes on: another stream opens in its place and relays.
+    let (r2, io2) = rig();
+    relay.open(2, Box::new(io2));
+    let p = rtp(0, 2);
+    r2.a.send_to(&p, ("127.0.0.1", r2.a_port)).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    relay.turn([(0, A_RTP)].into_iter(), &mut left);
+    assert_eq!(recv(&r2.b).as_deref(), Some(&p[..]));
+}
+
 /// A talkspurt of five 20 ms packets toward a leg repacketised to 30 ms, then nothing: the
 /// three full packets go as the audio comes, and the last 10 ms goes on its own a little
 /// after two ptimes, with no packet after it to push it out. Before, it waited for the
