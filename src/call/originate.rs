@@ -26,7 +26,27 @@ impl B2bua {
     /// A command of the call-back service.
     pub(super) fn on_callback(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Originate(o) => self.originate(now, o),
+            Command::Originate(o) => {
+                // A fault before the call-back is a call (a defect) costs it alone: its peer's
+                // count given back, and the service told it ended, as `new_call` does for an
+                // INVITE. Before, the count stayed taken until a restart, and the service
+                // waited for an end never reported.
+                let mut counted = None;
+                let ran =
+                    super::router::fault::guarded(self, super::router::FaultPlace::Core, |b| {
+                        b.originate(now, &o, &mut counted)
+                    });
+                if ran {
+                    return;
+                }
+                if let Some(peer) = counted {
+                    self.env.limits.release(&peer);
+                }
+                if !self.callbacks.contains_key(&o.id) {
+                    let (tag, cause) = (CallTag::GatewayError, Q850Cause::TEMPORARY_FAILURE);
+                    self.refuse_callback(now, &o, tag, cause);
+                }
+            }
             Command::Cancel { id } => {
                 if let Some(&r) = self.callbacks.get(&id) {
                     self.with_call(r, now, |c, cx| c.cancel_callback(cx));
@@ -35,13 +55,14 @@ impl B2bua {
         }
     }
 
-    /// Place a call-back: call user1.
-    fn originate(&mut self, now: Instant, o: Originate) {
+    /// Place a call-back: call user1. `counted`: the peer whose count it holds while it is
+    /// no call yet.
+    fn originate(&mut self, now: Instant, o: &Originate, counted: &mut Option<PeerName>) {
         let cfg = self.env.cfg.clone();
         let (user1, user2) = (o.user1.as_str().to_string(), o.user2.as_str().to_string());
         let refuse = |b: &mut B2bua, tag: CallTag, cause: Q850Cause| {
             info!(callback = %o.id, "call-back refused: {}", tag.as_str());
-            b.refuse_callback(now, &o, tag, cause);
+            b.refuse_callback(now, o, tag, cause);
         };
         if self.env.draining {
             return refuse(self, CallTag::Shutdown, Q850Cause::TEMPORARY_FAILURE);
@@ -78,6 +99,9 @@ impl B2bua {
                 }));
             return refuse(self, CallTag::RateLimited, Q850Cause::CONGESTION);
         }
+        counted.clone_from(&from.cloned());
+        #[cfg(test)]
+        super::router::test_fault::strike_new_call();
         // Each party sees the other's number unless a calling number was given.
         let shown_to_user1 = o
             .caller
@@ -94,8 +118,8 @@ impl B2bua {
             Ok(t) => t,
             Err(e) => {
                 debug!(callback = %o.id, error = %e, "cannot build the call-back's INVITE");
-                if let Some(p) = from {
-                    self.env.limits.release(p);
+                if let Some(p) = counted.take() {
+                    self.env.limits.release(&p);
                 }
                 return refuse(self, CallTag::GatewayError, Q850Cause::PROTOCOL_ERROR);
             }
@@ -166,7 +190,9 @@ impl B2bua {
         });
         info!(callback = %o.id, "call-back: calling user1");
         self.calls.insert(r, Box::new(call));
-        self.callbacks.insert(o.id, r);
+        self.callbacks.insert(o.id.clone(), r);
+        // Its own now: released with it.
+        *counted = None;
         self.with_call(r, now, |call, cx| {
             call.timers.set(CallTimer::Ring, cx.now + ring);
             let outcome = call.start_attempt(cx);

@@ -290,6 +290,35 @@ fn both_answer_the_offer_and_answer_cross_in_the_acks() {
     assert_idle(&mut h);
 }
 
+/// A fault (a defect) while a call-back is placed, before it is a call, costs it alone: its
+/// peer's call count is given back, and the service is told it ended. Before, the count
+/// stayed taken until a restart (here, where a call-back to one of the PBX's extensions
+/// counts twice against its `max_calls = 2`, every later one refused) and the service
+/// waited for an end never reported.
+#[test]
+fn a_fault_placing_a_callback_gives_back_its_count_and_reports_its_end() {
+    let mut cfg = cb_config();
+    edit_profiles(&mut cfg, |n, p| {
+        if n == "pbx" {
+            p.limits.calls = crate::config::CallLimits {
+                max_calls: Some(2),
+                cps: None,
+            };
+        }
+    });
+    let mut h = H::with(cfg);
+    super::super::router::test_fault::arm_new_call(1);
+    originate(&mut h, "cb-1");
+    assert!(h.take_requests(PHONE, Method::Invite).is_empty());
+    let ends = ended(&h);
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0].0, id("cb-1"));
+    assert_eq!(ends[0].1.call_tag, CallTag::GatewayError);
+    // The pbx's two are free for the next.
+    originate(&mut h, "cb-2");
+    h.one_request(PHONE, Method::Invite);
+}
+
 #[test]
 fn user1_busy_ends_it_before_user2_is_called() {
     let mut h = H::with(cb_config());
