@@ -53,6 +53,25 @@ impl Call {
             let retry = [(Hdr::RETRY_AFTER, "5")];
             return cx.respond(id, &req, 500, "Server Internal Error", &retry);
         }
+        // An offer in the callee's early UPDATE toward a caller that takes 100rel whose own
+        // early offer/answer is not done (our reliable 18x carrying the answer to its INVITE
+        // not yet PRACKed, or, to its INVITE without SDP, its answer not yet given): RFC
+        // 3311 §5.1 forbids that UPDATE on the caller's leg, where the gateway is the UAS,
+        // and the caller would refuse it. Answered here; the callee tries again later
+        // (§5.2's 500 and Retry-After). (A caller without 100rel never has it done reliably:
+        // it is sent the UPDATE as before, and says itself whether it takes it.)
+        if other == Side::A
+            && method == Method::Update
+            && anchor::carries_sdp(&req)
+            && self.phase.is_routing()
+            && self.uas_rel.reliable
+            && !self.uas_rel.answer_acked
+            && self.uas_rel.early_answer.is_none()
+        {
+            debug!(call_id = %self.call_id(), "an early UPDATE's offer toward a caller whose own offer/answer is not done: 500");
+            let retry = [(Hdr::RETRY_AFTER, "2")];
+            return cx.respond(id, &req, 500, "Server Internal Error", &retry);
+        }
         // The caller's PRACK offer goes as an UPDATE in the callee's early dialog.
         let mut send_as = if method == Method::Prack {
             Method::Update

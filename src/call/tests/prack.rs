@@ -553,6 +553,50 @@ fn reliable_183_to_the_phone(h: &mut H, call_id: &str) -> (u32, String, Bytes) {
     (rseq, r183.to_tag().unwrap(), r183.body().clone())
 }
 
+/// The carrier answers the phone's offer in a 183 (relayed reliably), then offers in an
+/// early UPDATE before the phone has PRACKed that 183: RFC 3311 §5.1 forbids that UPDATE
+/// toward the phone, where the gateway is the UAS, so the carrier gets 500 with a
+/// Retry-After and the phone nothing; once the phone has PRACKed, the next UPDATE goes on.
+/// Before, it went to the phone at once (which would answer 491).
+#[test]
+fn an_early_update_waits_for_the_callers_own_exchange() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_100rel("eu1", "z9hG4bKeu1"));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            183,
+            "c7",
+            &[(Hdr::CONTACT, "<sip:c7@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let r183 = h.response_with(PHONE, 183, "the answer reaches the phone reliably");
+    let rseq: u32 = r183.header(&Hdr::RSEQ).unwrap().parse().unwrap();
+    let tag = r183.to_tag().unwrap();
+    let offer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "c7", 1, "z9hG4bKeu1u", &offer),
+    );
+    let refused = h.take_responses(CARRIER_A);
+    assert_eq!(
+        refused.iter().map(|r| r.status()).collect::<Vec<_>>(),
+        [500]
+    );
+    assert_eq!(refused[0].header(&Hdr::RETRY_AFTER).as_deref(), Some("2"));
+    assert!(h.take_requests(PHONE, Method::Update).is_empty());
+    h.recv(PHONE, &phone_prack("eu1", &tag, 2, rseq, ""));
+    h.take(PHONE);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "UPDATE", "c7", 2, "z9hG4bKeu1v", &offer),
+    );
+    h.one_request(PHONE, Method::Update);
+}
+
 /// SDP in the PRACK of a caller that offered in its INVITE is a new offer (RFC 3262 §5),
 /// and the PRACK's 200 must answer it (a 2xx it must be, §3: a caller refused its PRACK does
 /// not PRACK the retransmissions, §4, and its call would fail). One restating the INVITE's
