@@ -123,6 +123,12 @@ impl Call {
         invite_cseq: u32,
         answer: Option<PrackAnswer>,
     ) -> bool {
+        // A peer that refused PRACK in this call (`on_405 = "continue"`) is sent no other:
+        // not for a branch's reliable 199, nor one held for the caller's answer (which then
+        // goes in the ACK).
+        if self.uac_rel.given_up {
+            return false;
+        }
         // The answer as this peer's profile wants its SDP (`[sdp] ptime`), like every SDP it
         // is sent; an encoded one as it came, with its encoding.
         let answer = answer.map(|(body, ct, encoding)| match self.profile(Side::B) {

@@ -182,6 +182,11 @@ fn reliable_183_is_pracked_and_405_is_survived_with_continue() {
         h.take_requests(CARRIER_A, Method::Prack).is_empty(),
         "no more PRACKs to this peer"
     );
+    // Nor for a reliable 199 (RFC 6228) of its branch: before, that one was PRACKed, and
+    // refused again.
+    let rel = [(Hdr::REQUIRE, "100rel"), (Hdr::RSEQ, "9")];
+    h.recv_msg(CARRIER_A, reply(&inv, 199, "c2", &rel, None));
+    assert!(h.take_requests(CARRIER_A, Method::Prack).is_empty(), "199");
     h.recv_msg(
         CARRIER_A,
         reply(
