@@ -19,9 +19,11 @@ use crate::txn::TxnId;
 
 /// Statuses after which the next peer of the route is tried: no answer, the peer out of
 /// service, or a path through it that loops (482: our INVITE came back to it, or to us,
-/// which refuses its own INVITE come back when that peer's route has no other) or runs
-/// out of hops (483): the next peer may route otherwise.
-const FAILOVER_STATUSES: &[u16] = &[408, 482, 483, 503];
+/// which refuses its own INVITE come back when that peer's route has no other): the next
+/// peer may route otherwise. Not 483 (too many hops): a loop through B2BUAs, which make
+/// their own Call-IDs, ends only by Max-Forwards, and every gateway in it failing over on
+/// the 483 at its bottom would go round again, one more time per peer at each level.
+const FAILOVER_STATUSES: &[u16] = &[408, 482, 503];
 
 /// The longest a peer's 503 Retry-After keeps calls away from it.
 const MAX_REST: std::time::Duration = std::time::Duration::from_secs(300);
