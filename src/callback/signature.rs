@@ -247,9 +247,9 @@ pub enum Seen {
 /// the window's width, so the table holds every signed REQUEST of the last minute, placed
 /// or refused (refused ones too: a refusal sent again must not place the call). At most
 /// [`Replays::MAX`], more than a minute at the highest `rate` placed, and at most
-/// [`Replays::share_for`] from one source (an IPv4 address, an IPv6 /64: one AS flooding
-/// signed REQUESTs, refused or not, leaves room for the others, and so do two); a REQUEST
-/// that finds no room is refused. Only datagrams signed with our key get in.
+/// [`Replays::share_for`] from one source (an IPv4 address, an IPv6 /64: half of what the
+/// others leave, so one AS flooding signed REQUESTs, refused or not, leaves room for the
+/// others, and so do two); a REQUEST that finds no room is refused. Only datagrams signed with our key get in.
 #[derive(Debug, Default)]
 pub struct Replays {
     /// (first seen, `ts`, MAC, its source's IP), in the order they were first seen.
@@ -271,13 +271,15 @@ impl Replays {
     /// The least a source's share falls to, however many hold entries.
     const FLOOR: usize = Self::MAX / 16;
 
-    /// The most `src` may hold: [`Replays::SHARE`] while no other source holds any, less
-    /// as others do (`MAX / (others + 2)`, down to [`Replays::FLOOR`]), so that a room is
-    /// always left for one more. Before, each source had half: two (an AS's two NAT
-    /// addresses, its IPv4 and IPv6) filled the table for every other.
+    /// The most `src` may hold: half of what the other sources leave (a lone source half
+    /// the table, [`Replays::SHARE`]), at least [`Replays::FLOOR`]. Two that flood settle
+    /// at a third each, three at a quarter: room is always left for one more, and a busy
+    /// AS keeps its half beside others that hold little. Before, each source had half,
+    /// whatever the others held: two (an AS's two NAT addresses, its IPv4 and IPv6) filled
+    /// the table for every other.
     pub fn share_for(&self, src: IpAddr) -> usize {
-        let others = self.by_source.len() - usize::from(self.by_source.contains_key(&src));
-        (Self::MAX / (others + 2)).max(Self::FLOOR)
+        let others = self.seen.len().saturating_sub(self.held_by(src));
+        (Self::MAX.saturating_sub(others) / 2).max(Self::FLOOR)
     }
 
     /// How long an entry stays whatever the wall clock says: the window's width.

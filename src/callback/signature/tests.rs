@@ -150,18 +150,17 @@ fn one_source_holds_at_most_its_share() {
     assert!(!r.is_full_for(other));
     r.remember(t0, (1_000, other), mac(usize::MAX), Seen::Placed);
     assert_eq!((r.held_by(other), r.len()), (1, Replays::SHARE + 1));
-    // Two sources hold: each may hold a third now, and the first, over it, takes no more,
-    // the second up to its third; a third source still finds room. (Failed before: each
-    // had half, and two filled the table.)
-    assert_eq!(r.share_for(AS_IP), Replays::MAX / 3);
+    // A share is half of what the others leave: the second source, flooding too, takes a
+    // quarter beside the first's half, and a third source still finds an eighth. (Failed
+    // before: each had half, and two filled the table.)
     assert!(r.is_full_for(AS_IP));
     for i in 0..Replays::MAX {
         r.remember(t0, (1_000, other), mac(1 << 40 | i), Seen::Placed);
     }
-    assert_eq!(r.held_by(other), Replays::MAX / 3);
+    assert_eq!(r.held_by(other), Replays::MAX / 4);
     let third = IpAddr::from([192, 0, 2, 100]);
     assert!(!r.is_full_for(third) && !r.is_full());
-    assert_eq!(r.share_for(third), Replays::MAX / 4);
+    assert_eq!(r.share_for(third), Replays::MAX / 8);
     // A minute later all are gone, and so is the count.
     r.seen(t0 + Replays::HOLD, 1_000 + MAX_SKEW_S + 1, &[0xff; 32]);
     assert!(r.is_empty());
