@@ -76,6 +76,7 @@ impl Registrations {
     /// registering is unregistered.
     pub fn configure(&mut self, env: &mut Env, cfg: &Config, now: Instant) {
         let _zone = process_zone();
+        self.changing(now);
         let wanted: Vec<(RegisterParams, Option<Arc<Credentials>>)> = cfg
             .profiles
             .values()
@@ -149,6 +150,7 @@ impl Registrations {
     /// Shutting down: remove every binding we may hold.
     pub fn shutdown(&mut self, env: &mut Env, now: Instant) {
         let _zone = process_zone();
+        self.changing(now);
         // Behind a front the binding is every instance's (the front's address): one
         // stopping leaves it to the others' refreshes, or to its expiry.
         for e in &mut self.regs {
@@ -186,18 +188,30 @@ impl Registrations {
     }
 
     /// Kept, not computed: the shell asks on every turn of its loop, and a scan of every
-    /// registration each time cost a busy gateway with thousands of them.
+    /// registration each time cost a busy gateway with thousands of them. (Never later
+    /// than the soonest timer: earlier only after a change a fault cut short, which the
+    /// next look puts right.)
     pub fn poll_timeout(&self) -> Option<Instant> {
-        debug_assert_eq!(
-            self.due,
-            soonest(&self.regs),
+        debug_assert!(
+            match (self.due, soonest(&self.regs)) {
+                (Some(due), Some(soonest)) => due <= soonest,
+                (due, soonest) => due.is_some() || soonest.is_none(),
+            },
             "a change to a registration's timer not followed by its due time kept"
         );
         self.due
     }
 
+    /// A change to the registrations begins: until it ends (with their soonest timer
+    /// kept), the next look is due at once, so that a fault cutting it short (a defect,
+    /// caught) leaves a timer that comes too soon, never one that never comes.
+    fn changing(&mut self, now: Instant) {
+        self.due = Some(now);
+    }
+
     pub fn handle_timeout(&mut self, env: &mut Env, now: Instant) {
         let _zone = process_zone();
+        self.changing(now);
         for e in &mut self.regs {
             if e.reg.poll_timeout().is_some_and(|t| t <= now) {
                 e.reg.handle_timeout(now);
@@ -214,6 +228,7 @@ impl Registrations {
     /// A response to REGISTER transaction `id`.
     pub fn on_response(&mut self, env: &mut Env, now: Instant, id: TxnId, resp: &Response) {
         let _zone = process_zone();
+        self.changing(now);
         let call_id = if resp.is_provisional() {
             self.txns.get(&id).cloned()
         } else {
@@ -246,6 +261,7 @@ impl Registrations {
     /// after the last such renewal at the soonest (put off, not dropped: with no
     /// connection left, no later close would come to ask again).
     pub fn connection_closed(&mut self, addr: std::net::SocketAddr, now: Instant) {
+        self.changing(now);
         for e in self.regs.iter_mut().filter(|e| !e.removes) {
             let t = e.params.target;
             if t.transport != crate::sip::Transport::Tcp || t.addr != addr {
@@ -264,6 +280,7 @@ impl Registrations {
     /// REGISTER transaction `id` timed out or could not be sent.
     pub fn on_failure(&mut self, env: &mut Env, now: Instant, id: TxnId, timeout: bool) {
         let _zone = process_zone();
+        self.changing(now);
         let Some((call_id, cseq, lost)) = self.txns.remove(&id) else {
             return;
         };
