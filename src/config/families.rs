@@ -11,28 +11,35 @@ use super::profile::Places;
 use super::{Config, Listen, Profile, sip};
 use crate::sip::Transport;
 
-/// The errors for peer `p` (its places `at`) whose transport, or its registration's, has no
-/// listener. Our Via and Contact toward a TCP peer name a TCP port: without a TCP listener
-/// they name the UDP one, where its requests and the connections back for our answers find
-/// nothing; a UDP peer without a UDP listener is sent nothing at all (each send was dropped
-/// at run time, and its calls timed out).
+/// The errors (and a warning) for peer `p` (its places `at`) whose transport, or its
+/// registration's, has no listener. Our Via and Contact toward a TCP peer name a TCP port:
+/// without a TCP listener they name the UDP one, where its requests and the connections
+/// back for our answers find nothing (an error). A UDP peer without a UDP listener is sent
+/// nothing at all (each send was dropped at run time, and calls to it timed out), but a
+/// peer that only calls in over TCP works: a warning, not a refusal of a configuration
+/// that ran before.
 pub(super) fn listener_errors(
     p: &Profile,
     at: &Places,
     listen: &[Listen],
     advertise: &str,
-    errs: &mut Vec<ConfigError>,
+    (errs, warnings): (&mut Vec<ConfigError>, &mut Vec<ConfigError>),
 ) {
     let t = p.address.transport;
     if super::local_port(listen, t, advertise).is_none() {
-        errs.push(ConfigError::placed(
-            &at.path,
-            at.address,
-            format!(
-                "a {t}: address needs a {t}: address in [sip] listen (our Via and Contact \
-                 toward this peer, and the socket we send from)"
+        let (to, what) = match t {
+            Transport::Tcp => (
+                &mut *errs,
+                "a tcp: address needs a tcp: address in [sip] listen (our Via and Contact \
+                 toward this peer)",
             ),
-        ));
+            Transport::Udp => (
+                &mut *warnings,
+                "warning: a udp: address, and no udp: address in [sip] listen: nothing can be \
+                 sent to this peer (it may still call in over TCP)",
+            ),
+        };
+        to.push(ConfigError::placed(&at.path, at.address, what.to_string()));
     }
     if let Some(r) = &p.register
         && super::local_port(listen, r.transport, advertise).is_none()

@@ -397,7 +397,7 @@ impl Config {
             let told = front.is_none().then_some(advertise.as_str());
             let at = places_of(p);
             family_warnings(p, &at, told, media_ip, &listen, &mut warnings);
-            families::listener_errors(p, &at, &listen, &advertise, &mut errs);
+            families::listener_errors(p, &at, &listen, &advertise, (&mut errs, &mut warnings));
         }
         if let Some(f) = front {
             if let Some(w) = families::front_cannot_reach(&advertise, f.addr.ip()) {
