@@ -161,8 +161,9 @@ impl Call {
             // A late offer on an anchored call takes its ports when the callee's offer comes,
             // in a response that cannot be refused: with none left then, the call would be
             // answered with every stream refused, silent and billed. Refused now instead, as
-            // an offer is (a pool emptied between the INVITE and the callee's offer still
-            // has it so).
+            // an offer is, when not even one stream's ports are left (a pool emptied between
+            // the INVITE and the callee's offer, or one with room for its audio but not for
+            // the video it offers too, still has it so).
             let late_without_ports = (self.media.as_ref())
                 .is_some_and(|m| m.pairs.iter().all(Option::is_none))
                 && !super::anchor::carries_sdp(&invite)
