@@ -66,7 +66,9 @@ def answer(data: bytes) -> bytes | None:
     return ("\r\n".join(out) + "\r\nContent-Length: 0\r\n\r\n").encode()
 
 
-def responder(peers: int, stop: threading.Event) -> None:
+def responder(peers: int, stop: threading.Event, answer=answer) -> None:
+    """Each peer's address answers what it is sent as `answer` says (None: nothing), in
+    this process, until `stop`."""
     sel = selectors.DefaultSelector()
     socks = []
     for i in range(peers):

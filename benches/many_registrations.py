@@ -14,14 +14,12 @@ traffic stays on 127.0.0.0/8; every run is bounded in time (`--limit-s`).
     python3 benches/many_registrations.py --binary NEW --binary BASE [--peers 2000] [--reps 3]
 """
 
-import argparse, os, re, selectors, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from many_peers import peer_ip, responder, ticks  # the same loopback peers and stand-in
 METRICS = "127.0.0.1:19474"
-
-
-def peer_ip(i: int) -> str:
-    return f"127.{1 + i // 250}.{i % 250}.10"
 
 
 def profiles(d: str, peers: int, expires: int) -> None:
@@ -74,37 +72,6 @@ def answer(data: bytes) -> bytes | None:
             out.append(f"{h}: {value.strip()}")
     text = "\r\n".join(out).replace("{E}", expires)
     return (text + "\r\nContent-Length: 0\r\n\r\n").encode()
-
-
-def registrar(peers: int, stop: threading.Event) -> None:
-    sel = selectors.DefaultSelector()
-    socks = []
-    for i in range(peers):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((peer_ip(i), 5060))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ)
-        socks.append(s)
-    while not stop.is_set():
-        for key, _ in sel.select(0.2):
-            try:
-                data, src = key.fileobj.recvfrom(65535)
-            except OSError:
-                continue
-            resp = answer(data)
-            if resp:
-                try:
-                    key.fileobj.sendto(resp, src)
-                except OSError:
-                    pass
-    for s in socks:
-        s.close()
-
-
-def ticks(pid: int) -> int:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def registered(log: str) -> int:
@@ -163,7 +130,7 @@ def main() -> None:
     base = tempfile.mkdtemp(prefix="many-regs-")
     d = tree(base, a.peers)
     stop = threading.Event()
-    threading.Thread(target=registrar, args=(a.peers, stop), daemon=True).start()
+    threading.Thread(target=responder, args=(a.peers, stop, answer), daemon=True).start()
     time.sleep(1)
     results = {b: [] for b in binaries}
     try:
