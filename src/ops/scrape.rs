@@ -197,7 +197,7 @@ impl PerSource {
     /// A slot of `ip`'s share, given back when the [`SourceSlot`] drops; None when it holds
     /// its share. (At most as many entries as connections served.)
     fn take(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
-        let key = source_key(ip);
+        let key = crate::config::net::source_key(ip);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let n = held.entry(key).or_insert(0);
         if *n >= self.most {
@@ -219,18 +219,6 @@ impl Drop for SourceSlot {
                 held.remove(&self.1);
             }
         }
-    }
-}
-
-/// The address a source counts under: itself for IPv4 (an IPv4-mapped one as IPv4), its
-/// /64 for IPv6.
-fn source_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-        v4 => v4,
     }
 }
 

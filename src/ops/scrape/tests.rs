@@ -251,10 +251,19 @@ fn ipv6_sources_count_by_their_64() {
     let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
     let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
     let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-    assert_eq!(source_key(a), source_key(b));
-    assert_ne!(source_key(a), source_key(c));
+    assert_eq!(
+        crate::config::net::source_key(a),
+        crate::config::net::source_key(b)
+    );
+    assert_ne!(
+        crate::config::net::source_key(a),
+        crate::config::net::source_key(c)
+    );
     let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-    assert_eq!(source_key(mapped), IpAddr::from([192, 0, 2, 7]));
+    assert_eq!(
+        crate::config::net::source_key(mapped),
+        IpAddr::from([192, 0, 2, 7])
+    );
 }
 
 #[tokio::test(start_paused = true)]
