@@ -48,7 +48,14 @@ pub struct Registrations {
     txns: HashMap<TxnId, (String, u32, bool)>,
     /// The soonest of their timers, kept by [`Registrations::flush`].
     due: Option<Instant>,
+    /// A change began and has not ended (a fault cut it short): `due` is the rest after it.
+    unsettled: bool,
 }
+
+/// How long the registrations rest after a change a fault cut short (a defect, caught):
+/// their next look comes then, not at once, where a fault met on every look would have
+/// the shell's loop fire their timer for ever, the SIP queues unread.
+const FAULT_REST: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a registration is made from: a change to any of it starts a new one.
 fn params(cfg: &Config, p: &Profile) -> Option<RegisterParams> {
@@ -193,20 +200,29 @@ impl Registrations {
     /// next look puts right.)
     pub fn poll_timeout(&self) -> Option<Instant> {
         debug_assert!(
-            match (self.due, soonest(&self.regs)) {
-                (Some(due), Some(soonest)) => due <= soonest,
-                (due, soonest) => due.is_some() || soonest.is_none(),
-            },
+            self.unsettled
+                || match (self.due, soonest(&self.regs)) {
+                    (Some(due), Some(soonest)) => due <= soonest,
+                    (due, soonest) => due.is_some() || soonest.is_none(),
+                },
             "a change to a registration's timer not followed by its due time kept"
         );
         self.due
     }
 
     /// A change to the registrations begins: until it ends (with their soonest timer
-    /// kept), the next look is due at once, so that a fault cutting it short (a defect,
-    /// caught) leaves a timer that comes too soon, never one that never comes.
+    /// kept), the next look is due after [`FAULT_REST`], so that a fault cutting it short
+    /// (a defect, caught) leaves a timer that comes a little late, never one that never
+    /// comes, nor one that comes at once every time.
     fn changing(&mut self, now: Instant) {
-        self.due = Some(now);
+        self.due = Some(now + FAULT_REST);
+        self.unsettled = true;
+    }
+
+    /// A change ended: the next look is the soonest timer.
+    fn settle(&mut self) {
+        self.due = soonest(&self.regs);
+        self.unsettled = false;
     }
 
     pub fn handle_timeout(&mut self, env: &mut Env, now: Instant) {
@@ -214,6 +230,8 @@ impl Registrations {
         self.changing(now);
         for e in &mut self.regs {
             if e.reg.poll_timeout().is_some_and(|t| t <= now) {
+                #[cfg(test)]
+                super::router::fault::test_fault::strike(super::router::FaultPlace::Core);
                 e.reg.handle_timeout(now);
             }
         }
@@ -274,16 +292,16 @@ impl Registrations {
                 e.renewed_on_close = Some(at);
             }
         }
-        self.due = soonest(&self.regs);
+        self.settle();
     }
 
     /// REGISTER transaction `id` timed out or could not be sent.
     pub fn on_failure(&mut self, env: &mut Env, now: Instant, id: TxnId, timeout: bool) {
         let _zone = process_zone();
-        self.changing(now);
         let Some((call_id, cseq, lost)) = self.txns.remove(&id) else {
             return;
         };
+        self.changing(now);
         let why = match (timeout, lost) {
             (true, _) => "no response from the registrar",
             (false, true) => "the connection to the registrar closed before its answer",
@@ -422,7 +440,7 @@ impl Registrations {
                 env.txn.abandon(id, now, &mut env.txn_out);
             }
         }
-        self.due = soonest(&self.regs);
+        self.settle();
     }
 }
 

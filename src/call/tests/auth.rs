@@ -1663,3 +1663,40 @@ fn registered_anew(h: &mut H, fresh: &Request) {
         vec![(PeerName("carrier-a".into()), true)]
     );
 }
+
+/// A registration's timer whose handling panics (a defect, caught) rests a second before
+/// the next look, and the refresh goes once the defect is gone. Before, the look stayed due
+/// at once: the shell's loop fired it for ever, its SIP queues unread.
+#[test]
+fn a_registration_timer_that_panics_rests_rather_than_firing_for_ever() {
+    use crate::call::router::FaultPlace;
+    use crate::call::router::fault::test_fault;
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    h.recv_msg(CARRIER_A, registrar_ok(&reg, 10));
+    test_fault::arm(FaultPlace::Core, u32::MAX);
+    // Ten seconds of the core's timers: the refresh comes due at 75-85 % of the 10 s.
+    let end = h.now + Duration::from_secs(10);
+    let mut looks = 0;
+    while let Some(at) = h.core.poll_timeout().filter(|at| *at <= end) {
+        looks += 1;
+        assert!(
+            looks < 100,
+            "the registration's timer fires at once, again and again"
+        );
+        h.now = h.now.max(at);
+        h.core.handle_timeout(h.now);
+        h.apply();
+    }
+    h.now = end;
+    assert!(
+        looks >= 2,
+        "the faulting timer was looked at again ({looks})"
+    );
+    assert!(h.take_requests(CARRIER_A, Method::Register).is_empty());
+    test_fault::arm(FaultPlace::Core, 0);
+    h.advance(Duration::from_secs(2));
+    // (With its retransmissions: the stand-in registrar does not answer it.)
+    assert!(!h.take_requests(CARRIER_A, Method::Register).is_empty());
+}
