@@ -294,7 +294,17 @@ fn run(
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    let done = rt.block_on(trunkgate::engine::run(path, cfg, signals));
+    // A panic nothing inside caught ends the run as an error, said last (its own line, at
+    // error, came before): unwound out of `main`, the lines still queued for the log
+    // thread were lost with the process, that one perhaps among them.
+    let run =
+        std::panic::AssertUnwindSafe(|| rt.block_on(trunkgate::engine::run(path, cfg, signals)));
+    let done = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+        Err(anyhow::anyhow!(
+            "stopped on a defect (a panic: {})",
+            trunkgate::ops::panics::message_of(&*payload)
+        ))
+    });
     // Dropped plainly, the runtime waits for every task of its blocking pool with no limit:
     // one stuck on a disk that does not answer would keep the process from ending.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -1,21 +1,59 @@
 //! Panics said in the log, as its other lines are (JSON or text), not as bare text on
 //! stderr: a JSON log reader would meet a line it cannot parse, and a defect that every
 //! call hits (each caught: `call/router/fault.rs`, the UDP reader, the relay threads) would
-//! write one per call. Each is counted; the 1st, 2nd, 4th, 8th… are said.
+//! write one per call. Each is counted by where it happened; the 1st, 2nd, 4th, 8th… of
+//! each place are said, so a new defect is said at once, however often an old one came.
+//! (Counted over the whole process, the third panic of all, one that ended the process
+//! say, went unsaid.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-static PANICS: AtomicU64 = AtomicU64::new(0);
+/// How many panics each place (file:line:column) has had.
+#[derive(Debug, Default)]
+struct Places {
+    counts: Vec<(String, u64)>,
+    /// Those of places past [`Places::MAX`].
+    others: u64,
+}
+
+impl Places {
+    /// Places told apart; a defect met in more is counted as one more place.
+    const MAX: usize = 64;
+
+    /// One more panic at `place`: how many it has had now.
+    fn count(&mut self, place: &str) -> u64 {
+        if let Some((_, n)) = self.counts.iter_mut().find(|(p, _)| p == place) {
+            *n = n.saturating_add(1);
+            return *n;
+        }
+        if self.counts.len() < Self::MAX {
+            self.counts.push((place.to_owned(), 1));
+            return 1;
+        }
+        self.others = self.others.saturating_add(1);
+        self.others
+    }
+}
+
+static PLACES: Mutex<Places> = Mutex::new(Places {
+    counts: Vec::new(),
+    others: 0,
+});
 
 /// Replace the default panic hook (the binary does, once its log is set up).
 pub fn install_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let n = PANICS.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        // (A panic on another thread while the lock was held cannot leave the counts
+        // half-changed: the lock is taken anyway.)
+        let n = PLACES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .count(&location);
         if !n.is_power_of_two() {
             return;
         }
         let thread = std::thread::current();
-        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
         // (Only with RUST_BACKTRACE set, as the default hook; without it, no field.)
         let backtrace = std::backtrace::Backtrace::capture();
         let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
@@ -32,7 +70,7 @@ pub fn install_hook() {
 }
 
 /// A panic's message: what `panic!` was given as text, if it was.
-fn message_of(payload: &(dyn std::any::Any + Send)) -> &str {
+pub fn message_of(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
         .copied()
@@ -43,6 +81,23 @@ fn message_of(payload: &(dyn std::any::Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_place_is_counted_apart_and_the_places_are_bounded() {
+        let mut p = Places::default();
+        assert_eq!(p.count("a.rs:1:1"), 1);
+        assert_eq!(p.count("a.rs:1:1"), 2);
+        assert_eq!(p.count("a.rs:1:1"), 3);
+        // A new place is its own first: said, however many the first had.
+        assert_eq!(p.count("b.rs:2:2"), 1);
+        for i in 2..Places::MAX {
+            p.count(&format!("c.rs:{i}:1"));
+        }
+        assert_eq!(p.counts.len(), Places::MAX);
+        assert_eq!(p.count("d.rs:9:9"), 1);
+        assert_eq!(p.count("e.rs:9:9"), 2, "past the bound, one shared count");
+        assert_eq!(p.count("a.rs:1:1"), 4);
+    }
 
     #[test]
     fn a_panics_message_is_read_whether_static_or_formatted() {
