@@ -170,11 +170,21 @@ struct Unwound {
     inbox: Inbox,
 }
 
+/// Readers that panicked: counted (`refused{reason="tcp_panicked"}`), and said at the 1st,
+/// 2nd, 4th… (one per connection, a defect every connection met would flood the log).
+static READER_PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Drop for Unwound {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.writer.abort();
-            tracing::error!(conn = ?self.conn, "a TCP connection's reader panicked: the connection is closed");
+            crate::ops::metrics::refused("tcp_panicked");
+            let panics = READER_PANICS
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .saturating_add(1);
+            if panics.is_power_of_two() {
+                tracing::error!(conn = ?self.conn, panics, "a TCP connection's reader panicked: the connection is closed");
+            }
             // Nothing can wait here: with accepted work full, a task waits for room. Lost,
             // the registry would keep the connection as the one to send on for good.
             if let Err(ev) = self.inbox.offer(Event::TcpDown { conn: self.conn })

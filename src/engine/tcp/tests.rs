@@ -1032,15 +1032,24 @@ async fn a_panicked_reader_is_reported_down_through_a_full_queue() {
     let (other, conn) = (ConnId(1), ConnId(2));
     while inbox.try_deliver(Event::TcpDown { conn: other }) {}
     let writer = tokio::spawn(std::future::pending::<()>()).abort_handle();
-    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _unwound = Unwound {
-            writer,
-            conn,
-            inbox: inbox.clone(),
-        };
-        panic!("a test fault");
-    }));
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let unwound = metrics::with_local_recorder(&recorder, || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _unwound = Unwound {
+                writer,
+                conn,
+                inbox: inbox.clone(),
+            };
+            panic!("a test fault");
+        }))
+    });
     assert!(unwound.is_err());
+    // Counted, as a UDP datagram whose handling panicked is (before, only logged).
+    let text = recorder.handle().render();
+    assert!(
+        text.contains("trunkgate_refused_messages_total{reason=\"tcp_panicked\"} 1"),
+        "{text}"
+    );
     tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match queues.urgent.recv().await {
