@@ -38,19 +38,23 @@ pub enum Plan {
 
 /// What a soft limit is raised to: twice the need, at least 65,536, within the hard limit.
 /// Raised to the need alone, anything the count leaves out (a library's descriptor, a
-/// log file) would make the last relay port or recording fail to open at full load.
+/// log file, a recording still being written after its call, a connection accepted only to
+/// be refused) would make the last relay port or recording fail to open at full load. A
+/// soft limit above the need but below that is raised too, as far as the hard one allows.
 const RAISE_AT_LEAST: u64 = 65_536;
 
 pub fn plan(need: u64, soft: Option<u64>, hard: Option<u64>) -> Plan {
-    match (soft, hard) {
-        (None, _) => Plan::Enough,
-        (Some(s), _) if s >= need => Plan::Enough,
-        (Some(_), Some(h)) if h < need => Plan::TooFew { hard: h },
-        (Some(_), h) => Plan::RaiseTo(
-            need.saturating_mul(2)
-                .max(RAISE_AT_LEAST)
-                .min(h.unwrap_or(u64::MAX)),
-        ),
+    let Some(soft) = soft else {
+        return Plan::Enough;
+    };
+    if let Some(h) = hard.filter(|h| *h < need) {
+        return Plan::TooFew { hard: h };
+    }
+    let want = (need.saturating_mul(2).max(RAISE_AT_LEAST)).min(hard.unwrap_or(u64::MAX));
+    if soft >= want {
+        Plan::Enough
+    } else {
+        Plan::RaiseTo(want)
     }
 }
 
@@ -114,5 +118,11 @@ mod tests {
             plan(2338, Some(1024), Some(1024)),
             Plan::TooFew { hard: 1024 }
         );
+        // A soft limit just above the need is raised for room too, as far as the hard
+        // one allows (before, it was left as enough).
+        assert_eq!(plan(2338, Some(2400), Some(524_288)), Plan::RaiseTo(65_536));
+        assert_eq!(plan(2338, Some(2400), Some(3000)), Plan::RaiseTo(3000));
+        assert_eq!(plan(2338, Some(3000), Some(3000)), Plan::Enough);
+        assert_eq!(plan(2338, Some(70_000), None), Plan::Enough);
     }
 }
