@@ -27,9 +27,23 @@ impl TxnLayer {
             let fired = due_slot(&e.timers, now).and_then(|slot| e.timers[slot].take());
             match fired {
                 Some((_, timer)) => {
-                    match &mut e.machine {
-                        Machine::Client(m) => m.on_timer(timer, &c, &mut scratch),
-                        Machine::Server(m) => m.on_timer(timer, &c, &mut scratch),
+                    let fire = std::panic::AssertUnwindSafe(|| {
+                        #[cfg(test)]
+                        test_fault::strike();
+                        match &mut e.machine {
+                            Machine::Client(m) => m.on_timer(timer, &c, &mut scratch),
+                            Machine::Server(m) => m.on_timer(timer, &c, &mut scratch),
+                        }
+                    });
+                    if let Err(panic) = std::panic::catch_unwind(fire) {
+                        // A machine whose timer panicked (a defect) is ended, its user told:
+                        // unwound from here, it stayed filed under no deadline, kept for good
+                        // and counted against the layer's bounds. The panic goes on up, to
+                        // be counted where the core catches it.
+                        scratch.clear();
+                        self.scratch = scratch;
+                        self.abandon(id, now, out);
+                        std::panic::resume_unwind(panic);
                     }
                     // Every send a timer makes repeats one already sent.
                     self.retransmissions.sent += sends(&scratch);
@@ -39,6 +53,12 @@ impl TxnLayer {
             }
         }
         self.scratch = scratch;
+    }
+
+    /// Whether transaction `id` is still kept.
+    #[cfg(test)]
+    pub(super) fn holds(&self, id: TxnId) -> bool {
+        self.entries.contains_key(&id)
     }
 
     /// Whether client transaction `id` still holds its request's wire form.
@@ -151,4 +171,25 @@ fn refile(index: &mut BTreeSet<(Instant, TxnId)>, id: TxnId, e: &mut Entry) {
         index.insert((n, id));
     }
     e.filed = next;
+}
+
+/// A fault made on purpose: the tests that a timer's panic ends its transaction.
+#[cfg(test)]
+pub(super) mod test_fault {
+    use std::cell::Cell;
+
+    thread_local! {
+        static ARMED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The next timer fired on this thread panics.
+    pub(in crate::txn) fn arm() {
+        ARMED.with(|a| a.set(true));
+    }
+
+    pub(super) fn strike() {
+        if ARMED.with(|a| a.replace(false)) {
+            panic!("a test fault");
+        }
+    }
 }

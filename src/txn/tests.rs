@@ -970,3 +970,26 @@ fn a_response_to_our_ack_is_dropped() {
         assert!(out.is_empty(), "{status}: {out:?}");
     }
 }
+
+/// A transaction whose timer panics (a defect) is ended and its user told, the panic passed
+/// on up. Before, it was left filed under no deadline: kept for good, counted against the
+/// layer's bounds.
+#[test]
+fn a_transaction_whose_timer_panics_is_ended() {
+    let mut l = TxnLayer::new(TimerConfig::default());
+    let mut out = Vec::new();
+    let req = request("OPTIONS", "z9hG4bKp1");
+    let id = (l.send_request(req, target(Transport::Udp), t0(), &mut out)).unwrap();
+    out.clear();
+    super::drive::test_fault::arm();
+    let fired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        l.handle_timeout(t0() + Duration::from_millis(500), &mut out)
+    }));
+    assert!(fired.is_err(), "the panic goes on up");
+    assert!(!l.holds(id));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, TxnOutput::Terminated { id: t } if *t == id))
+    );
+    assert_eq!(l.poll_timeout(), None);
+}
