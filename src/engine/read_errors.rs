@@ -1,11 +1,13 @@
-//! Receive errors in a row on one socket. Linux reports an ICMP error for an earlier send
-//! on a later read, one per datagram that drew it: these come in bursts, and reading on at
-//! once is right. A socket that fails on every read would spin its task at full speed
-//! instead: past [`BURST`] errors in a row, each read waits a little longer first.
+//! Receive errors in a row on one socket. These sockets are unconnected and do not ask for
+//! ICMP errors (`IP_RECVERR`), so Linux reports none on them; what fails a read is rare and
+//! passing (no memory for the datagram, an error another system reports on a later read),
+//! and reading on at once is right. A socket that fails on every read would spin its task
+//! at full speed instead: past [`BURST`] errors in a row, each read waits a little longer
+//! first.
 
 use std::time::Duration;
 
-/// Errors in a row taken as ICMP reports, read past at once.
+/// Errors in a row taken as passing ones, read past at once.
 const BURST: u32 = 64;
 
 /// The longest wait between reads of a failing socket.
