@@ -129,16 +129,62 @@ pub(super) enum Lifecycle {
     },
     /// The rest are hung up, a turn at a time until `next` is None (`next`: when the next
     /// turn goes; `since`: when the last one did; `began`: when the first did); the
-    /// process stops at `stop_at` (or when the last call ends).
+    /// process stops at `stop_at` (or when the last call ends). `hurried` (a third
+    /// signal): it stops once the last turn went, not waiting for the BYEs' answers.
     HangingUp {
         stop_at: Instant,
         next: Option<Instant>,
         since: Instant,
         began: Instant,
+        hurried: bool,
     },
 }
 
 impl Lifecycle {
+    /// A stop signal while hanging up (the third): the turns go on, each call's CDR and
+    /// BYEs paced by the room for them, but the stop waits for no answer once they are
+    /// done. (Before, every call left was hung up in one turn: past the CDR queue's room
+    /// their records went to a bounded log queue or were lost, their BYEs past a TCP
+    /// connection's queue dropped.)
+    fn hurried(self, now: Instant) -> Lifecycle {
+        match self {
+            Lifecycle::HangingUp {
+                stop_at,
+                next,
+                since,
+                began,
+                ..
+            } => Lifecycle::HangingUp {
+                stop_at: if next.is_some() { stop_at } else { now },
+                next,
+                since,
+                began,
+                hurried: true,
+            },
+            other => other,
+        }
+    }
+
+    /// After a turn at `now` (`more`: calls are left for another; `since`: when a turn last
+    /// hung some up).
+    fn after_turn(self, now: Instant, more: bool, since: Instant) -> Lifecycle {
+        let (began, hurried) = match self {
+            Lifecycle::HangingUp { began, hurried, .. } => (began, hurried),
+            _ => (now, false),
+        };
+        Lifecycle::HangingUp {
+            stop_at: if hurried && !more {
+                now
+            } else {
+                now + HANGUP_GRACE
+            },
+            next: more.then(|| now + HANGUP_PAUSE),
+            since,
+            began,
+            hurried,
+        }
+    }
+
     pub(super) fn deadline(self) -> Option<Instant> {
         match self {
             Lifecycle::Running => None,
@@ -171,14 +217,15 @@ impl Shell {
                     next,
                     since: now,
                     began: now,
+                    hurried: false,
                 };
                 self.hang_up_turn(now);
                 self.lifecycle_done()
             }
             Lifecycle::Draining { .. } => false,
             Lifecycle::HangingUp { stop_at, next, .. } if now >= stop_at => {
-                // Stopping (the grace is over, or a third signal): calls not hung up yet
-                // are hung up at once, so that each has its CDR.
+                // Stopping (the grace is over with no turn in it, a stall): calls not hung
+                // up yet are hung up at once, so that each has its CDR.
                 if next.is_some() {
                     self.core.handle_input(now, Input::HangUpAll);
                     self.perform(now);
@@ -243,17 +290,13 @@ impl Shell {
             self.cdr.count_never_made(left);
         }
         self.perform(now);
-        self.lifecycle = Lifecycle::HangingUp {
-            stop_at: now + HANGUP_GRACE,
-            next: more.then(|| now + HANGUP_PAUSE),
-            since,
-            began,
-        };
+        self.lifecycle = self.lifecycle.after_turn(now, more, since);
     }
 
     /// SIGTERM or SIGINT: the first starts the drain; a second, during it, hangs up the
     /// calls still up at once (an operator who cannot wait); a third stops without waiting
-    /// for the answers to those BYEs. Every call has its CDR whichever way it ends.
+    /// for the answers to those BYEs (the turns that hang them up still paced by the CDR
+    /// queue's room). Every call has its CDR whichever way it ends.
     pub(super) fn on_stop_signal(&mut self) {
         let now = self.clock();
         if !new_stop_request(&mut self.last_stop_signal, now) {
@@ -265,16 +308,9 @@ impl Shell {
                 info!("stop signal again: hanging up the remaining calls now");
                 self.lifecycle = Lifecycle::Draining { until: now };
             }
-            Lifecycle::HangingUp {
-                next, since, began, ..
-            } => {
+            Lifecycle::HangingUp { .. } => {
                 info!("stop signal again: stopping without waiting for the BYEs' answers");
-                self.lifecycle = Lifecycle::HangingUp {
-                    stop_at: now,
-                    next,
-                    since,
-                    began,
-                };
+                self.lifecycle = self.lifecycle.hurried(now);
             }
         }
     }
@@ -325,6 +361,36 @@ mod tests {
             .collect();
         // Before, each ignored repeat restarted the second and only the first acted.
         assert_eq!(acted, vec![0, 1200, 2400]);
+    }
+
+    /// A third signal while turns are left stops once they are done, not at once (when every
+    /// call left was hung up in one turn, past the CDR queue's room); with none left, at once.
+    #[test]
+    fn a_third_signal_waits_for_the_turns_not_for_the_answers() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let hanging = Lifecycle::HangingUp {
+            stop_at: at(4_000),
+            next: Some(at(5)),
+            since: t0,
+            began: t0,
+            hurried: false,
+        };
+        let hurried = hanging.hurried(at(1));
+        assert_eq!(hurried.deadline(), Some(at(5)), "the next turn, not a stop");
+        let more = hurried.after_turn(at(5), true, at(5));
+        assert_eq!(more.deadline(), Some(at(10)));
+        let last = more.after_turn(at(10), false, at(10));
+        assert_eq!(
+            last.deadline(),
+            Some(at(10)),
+            "the last turn done: no grace"
+        );
+        // Unhurried, the last turn is followed by the grace for the BYEs' answers.
+        let graced = hanging.after_turn(at(10), false, at(10));
+        assert_eq!(graced.deadline(), Some(at(10) + HANGUP_GRACE));
+        // Hurried with no turn left: at once.
+        assert_eq!(graced.hurried(at(20)).deadline(), Some(at(20)));
     }
 
     /// A TCP connection with little room left (a trunk reading slowly) makes the turns
