@@ -438,6 +438,22 @@ fn metrics_port_taken_at_start_up_is_a_clear_error() {
     );
 }
 
+/// Something else holds the call-back port: `run` refuses to start, naming the address, and
+/// never says it is running (before, "trunkgate running" came first, then the refusal).
+#[test]
+fn callback_port_taken_at_start_up_is_a_clear_error_never_running() {
+    let cb_port = free_port("127.0.0.1");
+    let mut gw = Gateway::start(Ports::new(), GwOpts::callback_on(cb_port, ""));
+    gw.kill9();
+    let _taken = UdpSocket::bind(("127.0.0.1", cb_port)).unwrap();
+    let (status, log) = gw.start_again_expecting_exit();
+    let status = status.unwrap_or_else(|| panic!("still running with the port taken:\n{log}"));
+    assert!(!status.success(), "{status}\n{log}");
+    let addr = format!("udp:127.0.0.1:{cb_port}");
+    assert!(log.contains(&addr), "the error names {addr}:\n{log}");
+    assert!(!log.contains("trunkgate running"), "{log}");
+}
+
 /// The gateway stalled (SIGSTOP: a VM paused, a host that gave it no CPU) while carrier-a's
 /// `100 Trying` waited in its socket, past carrier-a's `invite_timeout_s = 1`: on waking it
 /// reads the 100 before its timer fires, so the attempt is not given up (before, the timer

@@ -146,13 +146,6 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
             None
         }
     };
-    info!(
-        listen = ?cfg.listen.iter().map(|l| format!("{}:{}", l.transport, l.addr)).collect::<Vec<_>>(),
-        profiles = cfg.profiles.len(),
-        routes = cfg.routes.len(),
-        cdr = %cfg.cdr_path.display(),
-        "trunkgate running"
-    );
     // `[callback] port = 0` opens no socket at all.
     let (callback, callback_rx) = match callback::Callback::start(&cfg, Instant::now()) {
         Ok(Some((cb, rx))) => (Some(cb), Some(rx)),
@@ -201,6 +194,15 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
         peer_states: Default::default(),
         peers_shown: Vec::new(),
     };
+    // Said once all is up (the call-back socket bound, the media threads started): before,
+    // a call-back port taken gave "running" and then the refusal to start.
+    info!(
+        listen = ?cfg.listen.iter().map(|l| format!("{}:{}", l.transport, l.addr)).collect::<Vec<_>>(),
+        profiles = cfg.profiles.len(),
+        routes = cfg.routes.len(),
+        cdr = %cfg.cdr_path.display(),
+        "trunkgate running"
+    );
     let result = shell.run(signals, queues, callback_rx).await;
     // Finalise every recording still open before the process exits.
     drop(shell);
