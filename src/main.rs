@@ -173,14 +173,27 @@ fn main() -> ExitCode {
     // Queued log lines go out before the final message, so that one is the last line.
     let dropped = logs.finish();
     if dropped > 0 {
-        eprintln!("trunkgate: {dropped} log lines were dropped because stderr could not keep up");
+        say_last(format!(
+            "trunkgate: {dropped} log lines were dropped because stderr could not keep up"
+        ));
     }
     match outcome {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("{message}");
+            say_last(message);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A last line on stderr, waited for a second at most: the log thread left behind on a
+/// stderr that does not read (a stuck pipe or journal, the very case of dropped lines)
+/// holds its lock, and a plain write would wait for it with no end, the exit status with it.
+fn say_last(line: String) {
+    let writer = std::thread::Builder::new().name("last-line".into());
+    // (No thread to be had, the line is not written: the exit status still says it.)
+    if let Ok(t) = writer.spawn(move || eprintln!("{line}")) {
+        let _ = trunkgate::threads::join_within(t, std::time::Duration::from_secs(1));
     }
 }
 
