@@ -80,10 +80,11 @@ impl Call {
         if self.phase.is_ending() {
             return;
         }
-        // A session timer finds a lost leg itself (its refresh fails, or stops coming); a
-        // call still waiting for an ACK is ended by its own timer if none comes; a peer
+        // A session timer finds a lost leg itself (its refresh fails, or stops coming),
+        // unless its peer stretched it past the probe's interval (a Min-SE of up to a day);
+        // a call still waiting for an ACK is ended by its own timer if none comes; a peer
         // that takes no OPTIONS (its profile's `[sip] allow`, else its Allow) is not asked.
-        if self.session[side].is_some()
+        if self.session_proves(side)
             || !matches!(self.phase, Phase::Confirmed { .. })
             || !self.peer_takes(side, &Method::Options)
         {
@@ -97,6 +98,14 @@ impl Call {
         if self.send_probe(cx, side, None).is_none() {
             self.arm_probe(side, cx.now);
         }
+    }
+
+    /// Whether `side`'s session timer finds the leg gone as soon as its probe would.
+    fn session_proves(&self, side: Side) -> bool {
+        let every = self.profile(side).and_then(|p| p.probe);
+        self.session[side].is_some_and(|s| {
+            every.is_none_or(|e| crate::interop::session_timer::finds_loss_within(s) <= e)
+        })
     }
 
     /// Another request of ours is open on the call (a refresh, a relayed request, a

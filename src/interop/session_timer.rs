@@ -154,15 +154,25 @@ impl SessionTimerPolicy {
                     None => self.interval(peer_min),
                 }
                 .min(MAX_INTERVAL);
+                // A caller that does not know the extension refreshes nothing, whatever
+                // refresher a proxy on the way wrote (RFC 4028 §9, Table 2: only `uas`
+                // then), and is not told to require what it never named (RFC 3261 §20.32).
+                // (Within the dialog, a refresh that leaves out `Supported` comes from a
+                // peer the timer was set up with: its refresher stands.)
+                let (refresher, require) = if peer_supports || req.to_tag().is_some() {
+                    (acc.refresher, acc.require)
+                } else {
+                    (Refresher::Uas, false)
+                };
                 UasTerms::Timer {
                     session: Session {
                         interval,
-                        we_refresh: acc.refresher == Refresher::Uas,
+                        we_refresh: refresher == Refresher::Uas,
                     },
                     announce: Some(Announce {
                         interval,
-                        refresher: acc.refresher,
-                        require: acc.require,
+                        refresher,
+                        require,
                     }),
                 }
             }
@@ -278,6 +288,16 @@ pub fn response_headers(terms: &UasTerms) -> Vec<(Hdr, String)> {
 /// the other side gives up shortly before it ends (RFC 4028 §10).
 pub fn refresh_due(s: Session) -> Duration {
     s.act_after()
+}
+
+/// How long after a refresh the leg's timer finds the leg gone at the latest: at our next
+/// refresh (failing) when we refresh, else when the peer's is missed.
+pub fn finds_loss_within(s: Session) -> Duration {
+    if s.we_refresh {
+        refresh_due(s)
+    } else {
+        expiry_due(s)
+    }
 }
 
 /// When a leg whose refreshes stopped is released: for the side that waits, `act_after`;

@@ -379,3 +379,38 @@ fn a_peers_options_toward_a_peer_that_takes_none_is_answered_here() {
     h.advance(Duration::from_secs(40));
     assert!(h.cdrs.is_empty(), "the call goes on");
 }
+
+/// A leg whose peer stretched its session interval past the probe's (to a day, by its own
+/// Min-SE) is probed all the same: its timer would find it gone only a day on. Before, any
+/// session timer turned the probe off, and a dead phone's call held its limits, relay ports
+/// and CDR for a day.
+#[test]
+fn a_leg_whose_session_runs_longer_than_the_probe_is_probed() {
+    let mut h = probing_both();
+    let day = "Supported: timer\r\nSession-Expires: 86400;refresher=uac\r\nMin-SE: 86400\r\n";
+    h.recv(
+        PHONE,
+        &invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", day),
+    );
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    let agreed = ok.header(&Hdr::SESSION_EXPIRES).unwrap_or_default();
+    assert!(agreed.starts_with("86400"), "{agreed}");
+    let our_tag = ok.to_tag().unwrap();
+    let ack = in_dialog(
+        "ACK",
+        "sip:127.0.0.1",
+        phone_from(),
+        &format!("<sip:+8610123@127.0.0.1>;tag={our_tag}"),
+        "call-1@127.0.0.2",
+        1,
+        "z9hG4bKack1",
+        "127.0.0.2:5060",
+        "",
+    );
+    h.recv(PHONE, &ack);
+    h.advance(DEFAULT_PROBE + Duration::from_secs(1));
+    let to_phone = probe(&mut h, PHONE, "call-1@127.0.0.2");
+    h.recv_msg(PHONE, reply(&to_phone, 481, "alice1", &[], None));
+    assert_eq!(h.cdrs.len(), 1, "released on the 481");
+}
