@@ -79,6 +79,24 @@ fn accept_runs_the_timer_the_caller_asks_for_and_lets_it_refresh() {
     assert_eq!(p.as_uas(&invite("Supported: timer\r\n")), UasTerms::NoTimer);
 }
 
+/// A caller whose INVITE names `refresher=uac` (a proxy put it there) but does not support
+/// the extension is refreshed by us and not told `Require: timer`. Before, it was trusted to
+/// refresh, told to require what it never named, and released as expired.
+#[test]
+fn a_caller_that_does_not_know_the_extension_never_refreshes() {
+    let p = policy(TimerMode::Accept, 1800, 90);
+    let terms = p.as_uas(&invite("Session-Expires: 600;refresher=uac\r\n"));
+    let UasTerms::Timer { session, .. } = terms else {
+        panic!("{terms:?}")
+    };
+    assert!(session.we_refresh);
+    assert_eq!(session.interval, S(600));
+    assert_eq!(
+        response_headers(&terms),
+        vec![(Hdr::SESSION_EXPIRES, "600;refresher=uas".into())]
+    );
+}
+
 #[test]
 fn a_caller_without_refresher_preference_leaves_the_refreshing_to_us() {
     let p = policy(TimerMode::Accept, 1800, 90);
