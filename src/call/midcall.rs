@@ -10,6 +10,7 @@ use super::anchor;
 use super::cx::Cx;
 use super::phase::EndInfo;
 use super::release::bye_cause;
+use super::session::PutOff::{Glare, RetryLater};
 use super::state::Call;
 use super::transfer::is_refer_event;
 use crate::cdr::CallTag;
@@ -99,23 +100,21 @@ impl Call {
             }
             // A second INVITE from a peer before we answered its first (RFC 3261 §14.2).
             Method::Invite if self.relayed_from(side, Method::Invite) => {
-                cx.respond_retry_later(id, &req)
+                self.put_off(cx, side, id, &req, RetryLater)
             }
             // So too a second UPDATE before its first has its final answer (RFC 3311 §5.2),
             // offer or not: relayed, the far peer would refuse one of the two.
             Method::Update if self.relayed_from(side, Method::Update) => {
-                cx.respond_retry_later(id, &req)
+                self.put_off(cx, side, id, &req, RetryLater)
             }
             // An INVITE of ours toward it is under way: glare (RFC 3261 §14.2).
-            Method::Invite if self.invite_toward(side) => {
-                cx.respond(id, &req, 491, "Request Pending", &[]);
-            }
+            Method::Invite if self.invite_toward(side) => self.put_off(cx, side, id, &req, Glare),
             // One offer at a time across the call: an offer crossing one still unanswered
             // would leave the legs with different sessions, and a refusal of either could not
             // tell what to put back. Its sender's own offer unanswered: 500 with Retry-After;
             // one made to it, or on the other leg: 491 (RFC 3311 §5.2).
             Method::Invite | Method::Update if crossing == Some(Offerer::This) => {
-                cx.respond_retry_later(id, &req)
+                self.put_off(cx, side, id, &req, RetryLater)
             }
             // The caller's own first INVITE is not answered yet: 500 with Retry-After (RFC
             // 3261 §14.2), not the 491 of glare.
@@ -131,10 +130,10 @@ impl Call {
                     || !matches!(self.phase, super::phase::Phase::Confirmed { .. }) =>
             {
                 // One INVITE transaction at a time within a dialog (RFC 3261 §14.1).
-                cx.respond(id, &req, 491, "Request Pending", &[]);
+                self.put_off(cx, side, id, &req, Glare)
             }
             Method::Invite | Method::Update if crossing.is_some() => {
-                cx.respond(id, &req, 491, "Request Pending", &[]);
+                self.put_off(cx, side, id, &req, Glare)
             }
             // PRACKs are answered on the leg they arrive on, never relayed.
             Method::Prack if side == Side::A => self.on_prack_from_caller(cx, id, &req),

@@ -22,7 +22,10 @@ use crate::sip::{Hdr, Method, Request, Response, SipError};
 use crate::txn::TxnId;
 
 mod after_422;
+mod put_off;
 mod refresh;
+
+pub(super) use put_off::PutOff;
 
 pub(super) use refresh::RefreshBy;
 

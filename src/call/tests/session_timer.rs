@@ -1652,3 +1652,37 @@ fn a_refused_info_does_not_make_the_refreshes_updates() {
         .collect();
     assert_eq!(methods, [Method::Invite], "a re-INVITE refresh, no UPDATE");
 }
+
+/// The phone's refresh re-INVITE put off with 491 (the carrier's re-INVITE is on its way to
+/// the phone) still shows the phone alive: its leg's expiry runs anew. Before, only a
+/// relayed or answered refresh counted, and a phone whose refreshes kept meeting the other
+/// leg's exchanges had its live call released as expired.
+#[test]
+fn a_refresh_put_off_by_glare_still_counts() {
+    let mut h = H::new();
+    let (inv, ok) = call_with(
+        &mut h,
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+        &[],
+    );
+    let tag = ok.to_tag().unwrap();
+    // The phone's leg ends 60 s after its last refresh (90 s less a third).
+    h.advance(Duration::from_secs(40));
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(&inv, "INVITE", "carrier1", 2, "z9hG4bKcr2", SDP),
+    );
+    let toward_phone = h.one_request(PHONE, Method::Invite);
+    h.advance(Duration::from_secs(5));
+    let refresh = with_headers(
+        &from_phone("INVITE", &tag, 2, "z9hG4bKpr2", SDP),
+        "Session-Expires: 90;refresher=uac\r\n",
+    );
+    h.recv(PHONE, &refresh);
+    assert_eq!(h.statuses(PHONE), vec![491]);
+    // The phone has not answered the carrier's re-INVITE yet (it rings, say): 60 s after
+    // the call's 2xx, the phone's leg has not expired, its refresh put off having counted.
+    h.recv_msg(PHONE, reply(&toward_phone, 180, "alice1", &[], None));
+    h.advance(Duration::from_secs(20));
+    assert!(h.cdrs.is_empty(), "{:?}", h.cdrs);
+}
