@@ -43,9 +43,27 @@ pub struct Forks {
     /// Those BYEs (of the current peer's forks) until answered: a challenge to one is
     /// answered as to the call's own BYE, else the fork stays up at the peer, billed.
     pub byes: Vec<(crate::txn::TxnId, crate::sip::Request, crate::sip::Target)>,
+    /// What each branch last said of its identity (`Privacy: id` or not), before the
+    /// answer: a branch's later messages that say nothing are judged by its own word, not
+    /// by the branch heard from in between (the last [`MAX_GONE_FORKS`] branches).
+    pub privacy: Vec<(Box<str>, bool)>,
 }
 
 impl Forks {
+    /// What branch `tag` last said of its identity, if it said anything.
+    pub fn said_private(&self, tag: &str) -> Option<bool> {
+        (self.privacy.iter()).find_map(|(t, p)| (**t == *tag).then_some(*p))
+    }
+
+    /// Branch `tag` said `private` (or it stood so when another branch spoke).
+    pub fn note_private(&mut self, tag: &str, private: bool) {
+        self.privacy.retain(|(t, _)| **t != *tag);
+        if self.privacy.len() >= MAX_GONE_FORKS {
+            self.privacy.remove(0);
+        }
+        self.privacy.push((tag.into(), private));
+    }
+
     /// Where the early dialog of branch `tag` is kept, if it is.
     fn kept(&self, tag: &str) -> Option<usize> {
         (self.early.iter()).position(|d| d.remote_tag.as_deref() == Some(tag))

@@ -62,21 +62,34 @@ impl Call {
     /// the whole dialog), and one that says `none` lifts it.
     /// (`tag`: the callee's own tag on the message, To of a response or From of a request;
     /// unused for the caller, whose dialog is one.) A callee's branch speaks for itself: a
-    /// message from another branch than the last heard, before the answer, has said
-    /// nothing yet unless it says so; after the answer only the answering branch counts (a
-    /// losing branch's late 2xx is hung up).
+    /// message from a branch, before the answer, that says nothing is judged by what that
+    /// branch last said (nothing: not private), not by the branch heard from in between
+    /// (`Forks::privacy`); after the answer only the answering branch counts (a losing
+    /// branch's late 2xx is hung up). Before, one flag followed the branch heard last: a
+    /// branch's `Privacy: id` was lost once another spoke, and its 200 showed its identity.
     pub(super) fn note_privacy(&mut self, side: Side, tag: Option<&str>, lines: &[String]) {
-        let same = side == Side::A
-            || tag.is_none()
-            || tag == self.b.as_ref().and_then(|d| d.remote_tag.as_deref());
+        let followed = self.b.as_ref().and_then(|d| d.remote_tag.as_deref());
+        let branch = tag.filter(|_| side == Side::B);
+        let same = branch.is_none() || branch == followed;
         if !same && self.phase.is_up() {
             return;
         }
-        if !lines.is_empty() {
-            let private = crate::interop::headers::asks_id_privacy(lines);
-            self.marks.set_id_private(side, private);
-        } else if !same {
-            self.marks.set_id_private(side, false);
+        // The followed branch's word is kept for when it speaks again.
+        if let (Some(_), false, Some(followed)) = (branch, same, followed) {
+            let (followed, private) = (followed.to_owned(), self.marks.id_private(side));
+            let forks = self.forks.get_or_insert_with(Default::default);
+            forks.note_private(&followed, private);
+        }
+        let said = branch.and_then(|t| self.forks.as_deref()?.said_private(t));
+        let private = match (lines.is_empty(), said) {
+            (false, _) => crate::interop::headers::asks_id_privacy(lines),
+            (true, Some(said)) => said,
+            (true, None) if same => return,
+            (true, None) => false,
+        };
+        self.marks.set_id_private(side, private);
+        if let (Some(t), Some(forks)) = (branch, self.forks.as_deref_mut()) {
+            forks.note_private(t, private);
         }
     }
 

@@ -1494,6 +1494,45 @@ fn each_branch_of_a_forking_callee_has_its_own_privacy() {
     assert_eq!(re.header(&Hdr::P_ASSERTED_IDENTITY), None, "{re:?}");
 }
 
+/// A branch's `Privacy: id` holds for its later messages however many other branches spoke
+/// in between (one said nothing, one's provisional was a retransmission): its 200 without
+/// Privacy shows no identity to the untrusted phone. Before, one flag followed the branch
+/// heard last, and x's identity went to the phone.
+#[test]
+fn a_branchs_privacy_outlasts_another_branch_speaking() {
+    let pai = "<sip:+8610888@10.9.9.9;user=phone>";
+    let contact = (Hdr::CONTACT, "<sip:c@127.0.0.3>");
+    let heads = vec![contact.clone(), (Hdr::P_ASSERTED_IDENTITY, pai)];
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk3", "z9hG4bKfk3", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let private = [heads.clone(), vec![(Hdr::named("Privacy"), "id")]].concat();
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "x1", &private, None));
+    h.take(PHONE);
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 180, "y1", std::slice::from_ref(&contact), None),
+    );
+    h.recv_msg(
+        CARRIER_A,
+        reply(&inv, 180, "y1", std::slice::from_ref(&contact), None),
+    );
+    h.take(PHONE);
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "x1", &heads, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered by x");
+    assert_eq!(ok.header(&Hdr::P_ASSERTED_IDENTITY), None, "{ok:?}");
+    // And y, which said nothing, shows its identity when it speaks after x (a new call).
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("fk4", "z9hG4bKfk4", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 183, "x1", &private, None));
+    h.take(PHONE);
+    let y = [vec![contact], vec![(Hdr::P_ASSERTED_IDENTITY, pai)]].concat();
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "y1", &y, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "answered by y");
+    assert!(ok.header(&Hdr::P_ASSERTED_IDENTITY).is_some(), "{ok:?}");
+}
+
 /// The same toward a trusted PBX: the 200's identity reaches it, with the standing request
 /// to withhold it (`Privacy: id`, RFC 3325 §7) that the 200 itself did not repeat.
 #[test]
