@@ -96,6 +96,26 @@ fn needs_belief(h: &Hdr) -> bool {
         || *h == Hdr::named("Identity")
 }
 
+/// Whether header `h` of a message from `sender` goes on to `peer` as it came, the message's
+/// `Privacy` as `privacy` (and `user_hidden`: [`hides_user_info`] for them): a copied one
+/// ([`copies_verbatim`]), from a believed sender when it must be ([`needs_belief`]), not
+/// what the party wrote of itself under `Privacy: user`, and not a STIR/SHAKEN `Identity`
+/// under `Privacy: id` toward a peer outside the trust domain (it names the caller as a
+/// P-Asserted-Identity does; before, it went on where the P-Asserted-Identity was withheld).
+///
+/// [`hides_user_info`]: super::headers::hides_user_info
+fn passes_as_it_came(
+    peer: &Profile,
+    sender: Sender,
+    (privacy, user_hidden): (&[String], bool),
+    h: &Hdr,
+) -> bool {
+    copies_verbatim(peer, h)
+        && (sender.asserts || !needs_belief(h))
+        && !(user_hidden && super::headers::is_user_info(h))
+        && (*h != Hdr::named("Identity") || peer.headers.keeps_identity(h, privacy))
+}
+
 /// The other leg's Reason values for `peer`, as we write them (none when it takes none).
 fn copied_reasons(peer: &Profile, lines: &[String]) -> Vec<String> {
     if copies(peer, &Hdr::REASON) {
@@ -357,9 +377,7 @@ pub fn copy_end_to_end(
     let privacy = sender.privacy(src.header_lines(&Hdr::named("Privacy")));
     let user_hidden = super::headers::hides_user_info(&peer.headers, &privacy);
     out.copy_headers_where(src.headers_raw(), |h| {
-        copies_verbatim(peer, h)
-            && (sender.asserts || !needs_belief(h))
-            && !(user_hidden && super::headers::is_user_info(h))
+        passes_as_it_came(peer, sender, (&privacy, user_hidden), h)
     });
     for v in copied_reasons(peer, &src.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;
@@ -427,10 +445,8 @@ pub fn relayed_response(
     let privacy = sender.privacy(from.header_lines(&Hdr::named("Privacy")));
     let user_hidden = super::headers::hides_user_info(&to_peer.headers, &privacy);
     out.copy_headers_where(from.headers_raw(), |h| {
-        copies_verbatim(to_peer, h)
-            && (sender.asserts || !needs_belief(h))
+        passes_as_it_came(to_peer, sender, (&privacy, user_hidden), h)
             && !(of_server && *h == Hdr::RETRY_AFTER)
-            && !(user_hidden && super::headers::is_user_info(h))
     });
     for v in copied_reasons(to_peer, &from.header_lines(&Hdr::REASON)) {
         out.push_header(&Hdr::REASON, v)?;

@@ -37,13 +37,20 @@ pub static END_TO_END: LazyLock<Vec<Hdr>> = LazyLock::new(|| {
         "Content-Encoding",
         "Content-Language",
         "MIME-Version",
-        // INFO packages (RFC 6086) and the transfer's subscription (RFC 3515, 4488).
+        // INFO packages (RFC 6086) and the transfer's subscription (RFC 3515, 4488). Not
+        // `Allow-Events`: the packages a party takes SUBSCRIBEs for, which the gateway
+        // refuses (405); passed on, a PBX acting on `talk` or `dialog` met only refusals.
         "Recv-Info",
         "Info-Package",
         "Event",
         "Subscription-State",
-        "Allow-Events",
         "Refer-Sub",
+        // Where the caller is (RFC 6442): the location body goes on as it came, and these
+        // point at it (`cid:`) or name where to fetch it, and say whether the network may
+        // route by it. Without them an emergency call's location reached the carrier inert.
+        "Geolocation",
+        "Geolocation-Routing",
+        "Geolocation-Error",
     ]
     .into_iter()
     .map(Hdr::named)
@@ -82,13 +89,14 @@ impl HeaderPolicy {
     /// Whether the identity header `h` (rewritten for this peer) reaches it at all, in a
     /// message whose `Privacy` lines are `privacy`: not when stripped, nor when it asserts
     /// an identity whose owner asked for privacy and this peer is outside the trust domain
-    /// (RFC 3325 §7, RFC 3323 §4.2: `Privacy: id`); History-Info not when it asks for all of
-    /// the history to be withheld (`history` or `header`, RFC 7044 §10.1.3).
+    /// (RFC 3325 §7, RFC 3323 §4.2: `Privacy: id`), a STIR/SHAKEN `Identity` alike (RFC
+    /// 8224: its token names the caller's number, readable); History-Info not when it asks
+    /// for all of the history to be withheld (`history` or `header`, RFC 7044 §10.1.3).
     pub fn keeps_identity(&self, h: &Hdr, privacy: &[String]) -> bool {
         let withheld = if *h == Hdr::HISTORY_INFO {
             super::history::asks_all_withheld(privacy)
         } else {
-            ASSERTED.contains(h) && asks_id_privacy(privacy)
+            (ASSERTED.contains(h) || *h == Hdr::named("Identity")) && asks_id_privacy(privacy)
         };
         !self.strip.contains(h) && (self.in_trust_domain() || !withheld)
     }

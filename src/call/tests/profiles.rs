@@ -452,6 +452,57 @@ fn a_passed_stir_identity_goes_on_only_from_a_believed_peer() {
     }
 }
 
+/// A passed STIR/SHAKEN `Identity` is withheld with the P-Asserted-Identity when its caller
+/// asks for privacy (`Privacy: id`) and the trunk is outside the trust domain: its token
+/// names the caller's number. Before, only the P-Asserted-Identity was withheld.
+#[test]
+fn a_passed_stir_identity_is_withheld_under_privacy_id() {
+    for (privacy, passed) in [("id", false), ("none", true)] {
+        let mut h = H::with(config_with(|n, p| {
+            if n == "carrier-a" {
+                p.headers.pass.push(Hdr::named("Identity"));
+                p.headers.trust_identity = false;
+            }
+            if n == "pbx" {
+                p.headers.trust_asserted = true;
+            }
+        }));
+        let lines = format!(
+            "Identity: eyJhbGciOiJFUzI1NiJ9.e30.c2ln;info=<https://cert.example/x.pem>\r\n\
+             Privacy: {privacy}\r\n"
+        );
+        h.recv(
+            PHONE,
+            &invite_text("stirp", "z9hG4bKstp", "+8610123", &lines),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let got = inv.header(&Hdr::named("Identity"));
+        assert_eq!(got.is_some(), passed, "Privacy: {privacy}");
+    }
+}
+
+/// An emergency call's location (RFC 6442) reaches the trunk whole: its `Geolocation`
+/// (pointing at the location body) and `Geolocation-Routing` go on with the body. A phone's
+/// `Allow-Events` does not: the gateway takes no SUBSCRIBE. Before, the location headers
+/// were left behind and the event packages advertised.
+#[test]
+fn location_headers_go_on_and_event_packages_do_not() {
+    let mut h = H::new();
+    let lines = "Geolocation: <cid:loc1@pbx.example>\r\nGeolocation-Routing: yes\r\n\
+                 Allow-Events: talk, hold, dialog\r\n";
+    h.recv(PHONE, &invite_text("geo", "z9hG4bKgeo", "+8610123", lines));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        inv.header(&Hdr::named("Geolocation")).as_deref(),
+        Some("<cid:loc1@pbx.example>")
+    );
+    assert_eq!(
+        inv.header(&Hdr::named("Geolocation-Routing")).as_deref(),
+        Some("yes")
+    );
+    assert_eq!(inv.header(&Hdr::named("Allow-Events")), None);
+}
+
 /// carrier-a fails with 503, carrier-b (tried next) never answers: the caller gets carrier-a's
 /// 503, and its cause is read with carrier-a's `[causes.map]`, not carrier-b's. The CDR's
 /// `egress_peer` is the last peer tried (carrier-b); the event `failure_from_carrier-a` says

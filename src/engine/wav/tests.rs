@@ -598,7 +598,13 @@ fn a_fault_in_the_writer_stops_the_open_recordings_and_the_next_are_written() {
     let _ = w.tx.send(Cmd::Fail);
     settle(|| w.stopped() > 0);
     assert_eq!(w.stopped(), 1);
-    assert_eq!(w.news(), [(1, RecordingNews::Stopped)]);
+    // (Counted a moment before it is told: the news is waited for too.)
+    let told = std::cell::RefCell::new(Vec::new());
+    settle(|| {
+        told.borrow_mut().extend(w.news());
+        !told.borrow().is_empty()
+    });
+    assert_eq!(told.into_inner(), [(1, RecordingNews::Stopped)]);
     let one = dir.path().join("one.wav");
     assert!(hound::WavReader::open(&one).is_ok_and(|r| r.duration() > 0));
     // Its call ends unanswered after all: the file it left goes, restart or not.
