@@ -1,4 +1,5 @@
-//! Topology hiding: the addresses of one side never reach the other side.
+//! Topology hiding: the addresses of one side never reach the other side in the SIP headers
+//! (SDP is rewritten only when the media is anchored: `sdp::anchor`).
 //!
 //! The B2BUA rebuilds Via, Contact, Call-ID, From/To tags and CSeq for each leg. What it copies
 //! from the other leg (identity headers) passes through here so that a host part naming the
