@@ -126,8 +126,9 @@ pub(super) fn record(env: &Env, f: Facts<'_>, end: EndInfo) -> CdrRecord {
 }
 
 impl Call {
-    /// What a CDR says of a call from a caller.
-    fn facts(&self, recording: Option<String>) -> Facts<'_> {
+    /// What a CDR says of a call from a caller (`unstarted`: its recording was to be, and
+    /// never began).
+    fn facts(&self, recording: Option<String>, unstarted: bool) -> Facts<'_> {
         let recorded = recording.is_some();
         Facts {
             call_id: &self.a.call_id,
@@ -143,10 +144,12 @@ impl Call {
             recording,
             // Said at the end, from what the streams carried: the relay learns of a stream's
             // kind only with the answer, and the call may end a moment later.
-            events: self.events.to_cdr(
+            events: self.events.to_cdr(if unstarted {
+                Some(CallEvent::RecordingNotStarted)
+            } else {
                 (recorded && self.media.as_ref().is_some_and(|m| m.voice_encrypted()))
-                    .then_some(CallEvent::RecordingEncrypted),
-            ),
+                    .then_some(CallEvent::RecordingEncrypted)
+            }),
             callback_id: None,
             user1_answered_wall: None,
         }
@@ -186,13 +189,16 @@ impl Call {
             Q850Cause::PROTOCOL_ERROR.0,
             self.started,
         ));
-        // A call that was never answered has no recording (its file is not kept).
-        let recording = self
-            .media
-            .as_ref()
-            .and_then(|m| m.recording.as_ref())
-            .filter(|_| self.phase.answered_at().is_some())
-            .map(|r| r.path.display().to_string());
+        // A call that was never answered has no recording (its file is not kept); nor has
+        // one none of whose streams the relay could carry (no ports: an MSRP or T.140 over
+        // TCP session, every `m=` at port 0), whose recording was never opened.
+        let planned = (self.media.as_ref())
+            .and_then(|m| m.recording.as_ref().zip(Some(&m.pairs)))
+            .filter(|_| self.phase.answered_at().is_some());
+        let relayed = |pairs: &[Option<(u16, u16)>]| pairs.iter().any(Option::is_some);
+        let unstarted = planned.is_some_and(|(_, pairs)| !relayed(pairs));
+        let recording = (planned.filter(|(_, pairs)| relayed(pairs)))
+            .map(|(r, _)| r.path.display().to_string());
         // A call-back's CDR names user1's and user2's legs (see `third_party`).
         let cb = self.callback_facts();
         let facts = match &cb {
@@ -205,9 +211,9 @@ impl Call {
                 egress: cb.user2_peer.clone(),
                 callback_id: Some(cb.id.clone()),
                 user1_answered_wall: cb.user1_answered,
-                ..self.facts(recording)
+                ..self.facts(recording, unstarted)
             },
-            None => self.facts(recording),
+            None => self.facts(recording, unstarted),
         };
         record(env, facts, end)
     }

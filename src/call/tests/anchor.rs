@@ -1207,6 +1207,47 @@ fn a_call_is_recorded_only_when_the_caller_or_the_callee_that_answered_records()
     assert!(h.cdrs[0].recording.is_some());
 }
 
+/// A recorded call none of whose streams the relay can carry (an MSRP session over TCP gets
+/// no ports) never opened its recording: its CDR names no file and says
+/// `recording_not_started`. Before, it named the file it was to have.
+#[test]
+fn a_recorded_call_without_a_relayed_stream_names_no_file() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "carrier-a" {
+            p.anchor = true;
+            p.record = true;
+        }
+    }));
+    let msrp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+                m=message 7394 TCP/MSRP *\r\na=path:msrp://127.0.0.2:7394/s1;tcp\r\n";
+    h.recv(PHONE, &invite_with_sdp("nr", msrp));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c1", &msrp.replace("127.0.0.2", "127.0.0.3"));
+    let tag = ok.to_tag().unwrap();
+    phone_acks(&mut h, "nr", &tag, 1, "z9hG4bKnra");
+    h.recv(
+        PHONE,
+        &from_phone_in("nr", "BYE", &tag, 2, "z9hG4bKnrb", ""),
+    );
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "c1", &[], None));
+    assert!(
+        !(h.media.iter()).any(|m| matches!(m, MediaAction::Relay { .. })),
+        "no stream, no relay: {:?}",
+        h.media
+    );
+    assert_eq!(h.cdrs.len(), 1);
+    assert_eq!(h.cdrs[0].recording, None);
+    assert!(
+        h.cdrs[0]
+            .events
+            .iter()
+            .any(|e| e == "recording_not_started"),
+        "{:?}",
+        h.cdrs[0].events
+    );
+}
+
 /// The writer thread's news reaches the CDR: a recording that never got a file names none,
 /// one made under another name names that one, one the disk stopped says so; and a call
 /// whose recording could not start asks the relay for none at its next offer/answer.
