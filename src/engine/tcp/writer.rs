@@ -28,6 +28,13 @@ pub(in crate::engine) const WRITE_BUDGET: usize = 1024 * 1024;
 const ROOM_MESSAGE: usize = 1500;
 /// A peer that reads nothing we send is cut off after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A message that waited this long in the queue finds the connection closed instead of
+/// written: its peer reads so slowly (each write within [`WRITE_TIMEOUT`], yet a queue of
+/// them minutes long) that what we send reaches it after its transaction gave up (an
+/// INVITE ringing a callee long after the call failed over, a BYE extending the billed
+/// call). Closed, the transactions still open on it fail at once (a failover), and the
+/// next message opens a new connection. Half of Timer B and F (64·T1).
+const STALE_QUEUE: Duration = Duration::from_secs(16);
 /// Bytes queued for all connections together at most: [`WRITE_BUDGET`] each, over the
 /// default 1,024 connections, would be a gigabyte held for peers that read slowly. 64 of
 /// them may fill theirs at once. Split in two: [`OWN_WRITES_BUDGET`] and
@@ -136,6 +143,7 @@ struct Budgets {
 struct Counted {
     bytes: Bytes,
     budgets: Arc<Budgets>,
+    queued_at: tokio::time::Instant,
 }
 
 impl Drop for Counted {
@@ -204,6 +212,7 @@ impl Writer {
         let counted = Counted {
             bytes: b,
             budgets: self.budgets.clone(),
+            queued_at: tokio::time::Instant::now(),
         };
         self.tx.try_send(counted).is_ok()
     }
@@ -241,6 +250,7 @@ impl Writer {
         let empty = Counted {
             bytes: Bytes::new(),
             budgets: self.budgets.clone(),
+            queued_at: tokio::time::Instant::now(),
         };
         if self.budgets.queued.load(Ordering::Acquire) >= WRITE_BUDGET / 2
             || self.tx.try_send(empty).is_err()
@@ -284,8 +294,13 @@ impl Drain {
             // being written is one at most, and counting it until written would leave it
             // counted for ever when the task is aborted mid-write.
             let b = counted.bytes.clone();
+            let waited = counted.queued_at.elapsed();
             drop(counted);
             if b.is_empty() {
+                break;
+            }
+            if waited > STALE_QUEUE {
+                debug!(%peer, waited_ms = waited.as_millis() as u64, "TCP peer reads too slowly for its messages to matter: closing");
                 break;
             }
             let wrote = tokio::select! {
