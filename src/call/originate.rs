@@ -170,6 +170,7 @@ impl B2bua {
             user1_counted: None,
             user2_since: None,
             user1_left: false,
+            reported: false,
             user1_answered: None,
         };
         let call = Call::start(CallStart {

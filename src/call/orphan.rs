@@ -26,8 +26,9 @@ pub(super) fn ack_and_bye(
     resp: &Response,
     cseq: u32,
     source: Target,
-    offerless: bool,
+    how: Unwanted,
 ) -> bool {
+    let Unwanted { offerless, hang_up } = how;
     // (A peer a reload moved while calls were up is known at its old addresses too.)
     let known = env.response_origin_ip(resp, source).is_none_or(|ip| {
         super::moved::heard_by(&env.cfg, &env.moved)
@@ -95,6 +96,9 @@ pub(super) fn ack_and_bye(
         Ok(ack) => env.send(to, &Message::Request(ack)),
         Err(e) => warn!(error = %e, "cannot build ACK for orphan 2xx"),
     }
+    if !hang_up {
+        return true;
+    }
     match orphan_request(
         resp,
         Method::Bye,
@@ -110,6 +114,15 @@ pub(super) fn ack_and_bye(
         Err(e) => warn!(error = %e, "cannot build BYE for orphan 2xx"),
     }
     true
+}
+
+/// What [`ack_and_bye`] does with an unwanted 2xx.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Unwanted {
+    /// Our INVITE went without SDP: an offer in the 2xx is refused in the ACK.
+    pub offerless: bool,
+    /// A BYE after the ACK (else the ACK alone: a 2xx again of a dialog hung up already).
+    pub hang_up: bool,
 }
 
 /// How many 2xx for no call are answered (ACK and BYE) in a second. A real burst of them

@@ -78,6 +78,8 @@ pub struct ThirdParty {
     pub user1_left: bool,
     /// When user1 answered (the CDR's `user1_answer`).
     pub user1_answered: Option<std::time::SystemTime>,
+    /// The service was told how the call-back ended (once, whichever way it ended).
+    pub reported: bool,
 }
 
 /// The request a call-back's INVITE toward `to` is built from, as if `from` had dialled it
@@ -160,13 +162,19 @@ impl Call {
             self.resend_ack(cx, Side::A, resp.seq());
         } else if resp.is_success() {
             // Another device user1's INVITE forked to answered too: ACK that dialog and end
-            // it (RFC 3261 §13.2.2.4), or it would hang up with a BYE in user1's name.
+            // it (RFC 3261 §13.2.2.4), or it would hang up with a BYE in user1's name. Its
+            // 2xx again gets the ACK again, not another BYE (each a transaction of its own,
+            // spending the gateway's budget for such answers); counted once a branch.
             let source = self.a.target;
             let offerless = cx.env.txn.sent_without_sdp(id).unwrap_or(false);
             let (now, seq) = (cx.now, resp.seq());
-            let sent = super::orphan::ack_and_bye(cx.env, now, resp, seq, source, offerless);
-            // Counted once a branch, not for each retransmission of its 2xx.
-            if sent && self.first_release_of(resp) {
+            let first = !self.released_before(resp);
+            let how = super::orphan::Unwanted {
+                offerless,
+                hang_up: first,
+            };
+            let sent = super::orphan::ack_and_bye(cx.env, now, resp, seq, source, how);
+            if sent && first && self.first_release_of(resp) {
                 let peer = self.profile(Side::A).map(|p| p.name.clone());
                 self.late_answer_released(cx, peer);
             }
@@ -194,6 +202,8 @@ impl Call {
             // Flow I calls user2 with user1's offer: without one there is nothing to call
             // user2 with. user1's 2xx is ACKed and hung up.
             info!(call_id = %self.call_id(), "user1 answered without an SDP offer: releasing the call-back");
+            // (Its 2xx again is ACKed again, not hung up again: `kill_fork`.)
+            self.first_release_of(&resp);
             self.ack_and_bye_b(cx, &resp);
             let end = EndInfo::internal(
                 CallTag::GatewayError,
@@ -287,6 +297,15 @@ impl Call {
         // (Failing a call-back releases user1 as `release_callback` does.)
         if self.refused_unreadable_answer(cx, &resp, &resp) {
             return;
+        }
+        // No answer to user1's offer (none in the 2xx, none kept from a reliable
+        // provisional: `with_early_answer` put that in), which user1's ACK must carry (RFC
+        // 3261 §13.2.2.4): failed as an unreadable answer. Before, user1's ACK had none.
+        if !super::anchor::carries_sdp(&resp) {
+            tracing::warn!(call_id = %self.call_id(), "user2 answered without an answer to user1's offer: releasing the call-back");
+            self.first_release_of(&resp);
+            self.ack_and_bye_b(cx, &resp);
+            return self.fail_call(cx, 502, CallTag::MediaUnavailable, Q850Cause::INTERWORKING);
         }
         let own_max = self.third_party().map(|tp| tp.max_duration);
         self.answered_now(cx, own_max);
@@ -405,12 +424,17 @@ impl Call {
         }
     }
 
-    /// The call ended: tell the call-back service how (once; `end_call` runs once).
-    pub(super) fn report_callback_end(&self, cx: &mut Cx) {
-        let (Some(tp), Some(end)) = (self.third_party(), self.phase.end_info()) else {
+    /// The call ended: tell the call-back service how, once (from `end_call`, or after a
+    /// fault cut that short: `router/fault.rs`).
+    pub(super) fn report_callback_end(&mut self, cx: &mut Cx) {
+        let Some(end) = self.phase.end_info().cloned() else {
             return;
         };
         let answered = self.phase.answered_at();
+        let Some(tp) = self.third_party_mut().filter(|tp| !tp.reported) else {
+            return;
+        };
+        tp.reported = true;
         let outcome = match (answered, end.tag, tp.stage) {
             (Some(_), _, _) => Outcome::Connected,
             (None, CallTag::CallbackCancelled, _) => Outcome::Cancelled,

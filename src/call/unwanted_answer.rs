@@ -50,10 +50,10 @@ impl Call {
         };
         if !self.first_release_of(resp) || !self.may_hang_up_fork() {
             let this_peer = self.is_this_attempts(&leg);
-            self.ack_answer(cx, &leg, resp, this_peer);
+            self.ack_answer(cx, &leg, resp, (this_peer, Some(txn)));
             return;
         }
-        self.ack_and_bye(cx, leg, resp);
+        self.ack_and_bye(cx, leg, resp, Some(txn));
         self.late_answer_released(cx, peer);
     }
 
@@ -90,18 +90,26 @@ impl Call {
         }
     }
 
+    /// Whether the dialog of the 2xx `resp` was released already (it is a retransmission).
+    pub(super) fn released_before(&self, resp: &Response) -> bool {
+        let (call_id, tag) = (
+            resp.call_id().unwrap_or_default(),
+            resp.to_tag().unwrap_or_default(),
+        );
+        (self.forks.as_deref())
+            .is_some_and(|f| (f.released.iter()).any(|(c, t)| **c == *call_id && **t == *tag))
+    }
+
     /// Whether the 2xx `resp` is the first of its dialog to be released (then remembered as
     /// released): false for a retransmission of one already hung up.
     pub(super) fn first_release_of(&mut self, resp: &Response) -> bool {
+        if self.released_before(resp) {
+            return false;
+        }
         let key = (
             resp.call_id().unwrap_or_default(),
             resp.to_tag().unwrap_or_default(),
         );
-        let again = (self.forks.as_deref())
-            .is_some_and(|f| (f.released.iter()).any(|(c, t)| **c == *key.0 && **t == *key.1));
-        if again {
-            return false;
-        }
         let list = &mut self.forks.get_or_insert_with(Default::default).released;
         if list.len() >= super::forks::MAX_RELEASED_FORKS {
             list.remove(0);
@@ -145,7 +153,7 @@ impl Call {
             return;
         };
         leg.learn_from_response(resp);
-        self.ack_and_bye(cx, leg, resp);
+        self.ack_and_bye(cx, leg, resp, None);
     }
 
     /// The callee's first 2xx on an anchored call (`out`: as the caller would get it),
@@ -181,9 +189,10 @@ impl Call {
     /// the credentials the call holds (they are the next peer's): its ACK carries what its
     /// own INVITE carried, its BYE its own credentials, and a challenge to that BYE is
     /// answered with them (`earlier_peer.rs`).
-    fn ack_and_bye(&mut self, cx: &mut Cx, mut leg: Dialog, resp: &Response) {
+    /// (`txn`: the INVITE transaction it answers, when known.)
+    fn ack_and_bye(&mut self, cx: &mut Cx, mut leg: Dialog, resp: &Response, txn: Option<TxnId>) {
         let this_peer = self.is_this_attempts(&leg);
-        self.ack_answer(cx, &leg, resp, this_peer);
+        self.ack_answer(cx, &leg, resp, (this_peer, txn));
         leg.local_cseq = leg.local_cseq.max(resp.seq());
         match leg.request(Method::Bye, &cx.env.local, &mut cx.env.ids) {
             Ok(mut bye) => {
@@ -206,11 +215,24 @@ impl Call {
     /// ACK the 2xx `resp` on `leg`. An offer in it (the attempt's INVITE had none, and its
     /// branch's offer was not answered in our PRACK) is answered in the ACK with every
     /// stream refused (RFC 3261 §13.2.2.4). `this_peer`: the 2xx is from this attempt's
-    /// callee, whose INVITE's credentials the ACK carries.
-    fn ack_answer(&self, cx: &mut Cx, leg: &Dialog, resp: &Response, this_peer: bool) {
+    /// callee, whose INVITE's credentials the ACK carries; else from an earlier attempt's,
+    /// whose own INVITE (transaction `txn`) says whether it went without SDP (before, the
+    /// current attempt's did: a call-back's user1, called without SDP, answering late
+    /// while user2 was called with an offer had its offer left unanswered in the ACK).
+    fn ack_answer(
+        &self,
+        cx: &mut Cx,
+        leg: &Dialog,
+        resp: &Response,
+        (this_peer, txn): (bool, Option<TxnId>),
+    ) {
         let cseq = resp.seq();
-        let offerless = self.attempt.as_ref().is_some_and(|a| !a.offered)
-            && !self.uac_rel.answered_in(&resp.to_tag().unwrap_or_default());
+        let attempt_offerless = self.attempt.as_ref().is_some_and(|a| !a.offered);
+        let offerless = if this_peer {
+            attempt_offerless && !self.uac_rel.answered_in(&resp.to_tag().unwrap_or_default())
+        } else {
+            (txn.and_then(|t| cx.env.txn.sent_without_sdp(t))).unwrap_or(attempt_offerless)
+        };
         let answer = offerless.then(|| self.refusing_answer(resp)).flatten();
         // The INVITE's credentials, as every ACK of its 2xx carries (RFC 3261 §13.2.2.4):
         // an earlier attempt's peer gets those its own INVITE carried, no others.

@@ -256,7 +256,11 @@ impl B2bua {
             }),
             None => {
                 let env = &mut self.env;
-                crate::call::orphan::ack_and_bye(env, now, &resp, cseq, source, offerless);
+                let how = crate::call::orphan::Unwanted {
+                    offerless,
+                    hang_up: true,
+                };
+                crate::call::orphan::ack_and_bye(env, now, &resp, cseq, source, how);
             }
         }
     }

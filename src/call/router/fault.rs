@@ -241,6 +241,9 @@ impl Call {
             self.marks.set_cdr_done();
             cx.emit(Output::Cdr(Box::new(self.cdr(cx.env))));
         }
+        // A call-back's service is told, once (else its `max_active` slot waits for the
+        // service's watchdog, an hour and more).
+        self.report_callback_end(cx);
         if let Some(txn) = self.caller_txn()
             && self.phase.answered_at().is_none()
             && cx.env.txn.server_pending(txn)

@@ -655,9 +655,11 @@ fn a_second_device_answering_user1_is_acked_and_hung_up_and_cannot_end_the_call(
             (Method::Bye, Some("u1b".to_string()))
         ]
     );
-    // Its retransmission is answered again, but it is one late answer (once per dialog).
+    // Its retransmission is ACKed again, not hung up again (a BYE transaction each, before),
+    // and it is one late answer (once per dialog).
     h.recv_msg(PHONE, reply(&inv1, 200, "u1b", &contact, Some(OFFER)));
-    assert_eq!(h.take_requests(PHONE, Method::Ack).len(), 1);
+    let again: Vec<Method> = h.requests_to(PHONE).iter().map(|r| r.method()).collect();
+    assert_eq!(again, [Method::Ack]);
     assert_eq!(h.late_answers().len(), 1);
     user2_answers(&mut h, &inv2);
     h.take(PHONE);
@@ -702,6 +704,74 @@ fn a_call_backs_user1_behind_nat_waits_for_its_own_packets() {
     assert!(pairs[0].a_wait_for_source);
 }
 
+/// user2 answers with a 2xx without SDP, having given no answer before: user1's offer has no
+/// answer for its ACK. The call-back fails as for an unreadable answer: user2 is ACKed and
+/// hung up, user1's ACK refuses every stream and a BYE follows, the service hears
+/// `user2_failed`. Before, user1 was ACKed without an answer and the service told
+/// `connected`.
+#[test]
+fn user2_answering_without_an_answer_fails_the_call_back() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-noans");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv2, 200, "u2", &contact, None));
+    let to_user2: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(to_user2, [Method::Ack, Method::Bye]);
+    let to_user1 = h.requests_to(PHONE);
+    let ack = to_user1
+        .iter()
+        .find(|r| r.method() == Method::Ack)
+        .expect("ACK");
+    let body = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(body.contains("m=audio 0 "), "{body}");
+    assert!(to_user1.iter().any(|r| r.method() == Method::Bye));
+    let ends = ended(&h);
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].1.outcome, Outcome::User2Failed);
+    assert!(!progress(&h).contains(&State::Connected));
+}
+
+/// A call-back whose end panics (a defect) once it counts as ended, before its CDR, still
+/// has the service told how it ended, once. Before, only its CDR was written, and its
+/// `max_active` slot waited for the service's watchdog.
+#[test]
+fn a_call_back_whose_end_faults_is_still_reported() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-fault");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    crate::call::router::fault::test_fault::arm_ended(1);
+    h.recv_msg(CARRIER_A, reply(&inv2, 486, "u2", &[], None));
+    assert_eq!(h.cdrs.len(), 1);
+    let ends = ended(&h);
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0].1.outcome, Outcome::User2Failed);
+}
+
+/// user1 answers without an offer (nothing to call user2 with): its 2xx is ACKed and hung
+/// up, and its retransmission ACKed again only, no second BYE, no late answer counted.
+#[test]
+fn user1_answering_without_an_offer_is_hung_up_once() {
+    let mut h = H::with(cb_config());
+    originate(&mut h, "cb-nooffer");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    h.recv_msg(PHONE, reply(&inv1, 200, "u1", &contact, None));
+    let first: Vec<Method> = h.requests_to(PHONE).iter().map(|r| r.method()).collect();
+    assert_eq!(first, [Method::Ack, Method::Bye]);
+    h.recv_msg(PHONE, reply(&inv1, 200, "u1", &contact, None));
+    let again: Vec<Method> = h.requests_to(PHONE).iter().map(|r| r.method()).collect();
+    assert_eq!(again, [Method::Ack]);
+    assert!(h.late_answers().is_empty());
+    assert_eq!(ended(&h).len(), 1);
+}
+
 /// user1's route failed over (carrier-b, then the PBX, which answered), and carrier-b's
 /// branch answers late once user2 is called: counted for carrier-b. Before, the attempt's
 /// place was read in the route the call-back had by then, user2's, and named carrier-a.
@@ -716,9 +786,20 @@ fn a_late_answer_to_user1s_first_attempt_is_counted_for_its_peer() {
     let inv1 = h.one_request(PHONE, Method::Invite);
     user1_answers(&mut h, &inv1);
     let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.4>")];
+    h.requests_to(CARRIER_B); // (the ACK of its 503)
     h.recv_msg(CARRIER_B, reply(&first, 200, "late", &contact, Some(OFFER)));
-    assert_eq!(h.take_requests(CARRIER_B, Method::Bye).len(), 1);
+    let sent = h.requests_to(CARRIER_B);
+    assert_eq!(sent.iter().filter(|r| r.method() == Method::Bye).count(), 1);
     assert_eq!(h.late_answers(), ["carrier-b"]);
+    // Its INVITE went without SDP: the offer in its 2xx is answered in the ACK, every
+    // stream refused (before, the ACK had no body: user2's INVITE, the current attempt,
+    // carried an offer).
+    let ack = sent
+        .iter()
+        .find(|r| r.method() == Method::Ack)
+        .expect("ACK");
+    let body = String::from_utf8_lossy(ack.body()).into_owned();
+    assert!(body.contains("m=audio 0 "), "{body}");
 }
 
 /// user1 forces 100rel on a call-back (its INVITE offered none): its reliable 180 is
