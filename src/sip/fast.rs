@@ -98,6 +98,12 @@ fn name_of(line: &[u8]) -> Option<(Name, &[u8])> {
 /// around `/` and `:` included), so a message too large to parse again (one we built)
 /// still gives it. `None` without a readable Via.
 pub fn top_via_port(wire: &[u8]) -> Option<u16> {
+    top_via_sent_by(wire).map(|(_, port)| port)
+}
+
+/// The sent-by of a message's top Via: its host as written (an IPv6 one without its
+/// brackets) and its port, as [`top_via_port`].
+pub fn top_via_sent_by(wire: &[u8]) -> Option<(Vec<u8>, u16)> {
     let head_end = memchr::memmem::find(wire, b"\r\n\r\n").unwrap_or(wire.len());
     let folded = |l: &&[u8]| l.first().is_some_and(|b| *b == b' ' || *b == b'\t');
     let mut lines = wire[..head_end]
@@ -135,8 +141,11 @@ pub fn top_via_port(wire: &[u8]) -> Option<u16> {
         return None;
     }
     let sent_by = rest[transport_end..].trim_ascii_start();
-    let after_host = match sent_by.strip_prefix(b"[") {
-        Some(v6) => &v6[v6.iter().position(|&b| b == b']')? + 1..],
+    let (host, after_host) = match sent_by.strip_prefix(b"[") {
+        Some(v6) => {
+            let end = v6.iter().position(|&b| b == b']')?;
+            (&v6[..end], &v6[end + 1..])
+        }
         None => {
             let end = sent_by
                 .iter()
@@ -145,17 +154,18 @@ pub fn top_via_port(wire: &[u8]) -> Option<u16> {
             if end == 0 {
                 return None;
             }
-            &sent_by[end..]
+            (&sent_by[..end], &sent_by[end..])
         }
     };
-    match after_host.trim_ascii_start().strip_prefix(b":") {
-        None => Some(5060),
+    let port = match after_host.trim_ascii_start().strip_prefix(b":") {
+        None => 5060,
         Some(p) => std::str::from_utf8(p.trim_ascii())
             .ok()?
             .parse()
             .ok()
-            .filter(|&p| p > 0),
-    }
+            .filter(|&p| p > 0)?,
+    };
+    Some((host.to_vec(), port))
 }
 
 /// The port a request's Request-URI names when its host is the literal address `ip`

@@ -148,11 +148,25 @@ impl Registry {
             }
             // A response goes to the port of its top Via's sent-by (5060 when it names none:
             // RFC 3261 §18.2.2). One whose Via cannot be read (we built it: not expected) is
-            // not sent to the closed connection's own port.
+            // not sent to the closed connection's own port; nor is one whose sent-by is
+            // another address than the connection came from (behind NAT: that address's
+            // port is another host's there, one of whose connections may be up, and it
+            // would get this caller's answer, SDP and all; nothing can open a connection
+            // back through that NAT anyway).
             if is_response(&bytes) {
-                let Some(port) = crate::sip::fast::top_via_port(&bytes) else {
-                    crate::ops::metrics::refused("tcp_connection_gone");
-                    return txn;
+                let sent_by = crate::sip::fast::top_via_sent_by(&bytes);
+                let natted = |host: &[u8]| {
+                    (std::str::from_utf8(host).ok())
+                        .and_then(|h| h.parse::<std::net::IpAddr>().ok())
+                        .is_some_and(|ip| ip.to_canonical() != addr.ip().to_canonical())
+                };
+                let port = match sent_by {
+                    Some((host, port)) if !natted(&host) => port,
+                    _ => {
+                        debug!(%addr, "TCP connection closed before its answer, and no way back to its sender: dropped");
+                        crate::ops::metrics::refused("tcp_connection_gone");
+                        return txn;
+                    }
                 };
                 addr.set_port(port);
             } else if let Some(port) = crate::sip::fast::next_hop_port_for(&bytes, addr.ip()) {

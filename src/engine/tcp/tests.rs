@@ -257,6 +257,20 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         None
     );
     assert!(reg.connecting.contains_key(&sent_by), "connecting anew");
+    // A phone behind NAT (its Via names its private address, not the connection's): no
+    // connection back to the NAT's address at the Via's port (another host's there, one of
+    // whose connections may be up), the answer dropped and its transaction failed.
+    reg.connecting.clear();
+    let natted = closed(&mut reg, "127.0.0.2:40004", 12);
+    let txn = Some(TxnId::for_tests(7));
+    assert_eq!(
+        reg.send(natted, response("192.168.1.10", sent_by.port()), txn),
+        txn
+    );
+    assert!(
+        reg.connecting.is_empty(),
+        "no connection back through a NAT"
+    );
 }
 
 /// A stranger's TCP message (let in by `unknown_sources = "reject"`) goes where its

@@ -409,3 +409,30 @@ fn a_cancel_repeating_the_top_via_value_names_its_invite() {
         b"SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKabc;rport"
     );
 }
+
+/// The sent-by's host as written (an IPv6 one without brackets) beside its port.
+#[test]
+fn the_top_via_sent_by_host_is_read_with_its_port() {
+    let msg = |via: &str| format!("SIP/2.0 200 OK\r\nVia: {via}\r\nCSeq: 1 BYE\r\n\r\n");
+    let cases = [
+        (
+            "SIP/2.0/TCP 192.168.1.10:5062;branch=z9hG4bKx",
+            Some(("192.168.1.10", 5062)),
+        ),
+        (
+            "SIP/2.0/TCP [2001:db8::1];received=2001:db8::2",
+            Some(("2001:db8::1", 5060)),
+        ),
+        (
+            "SIP/2.0/TCP pbx.example ;branch=z9hG4bKy",
+            Some(("pbx.example", 5060)),
+        ),
+        ("SIP/2.0/TCP :5060", None),
+    ];
+    for (via, want) in cases {
+        let m = msg(via);
+        let got = super::top_via_sent_by(m.as_bytes())
+            .map(|(h, p)| (String::from_utf8_lossy(&h).into_owned(), p));
+        assert_eq!(got, want.map(|(h, p)| (h.to_string(), p)), "{via}");
+    }
+}
