@@ -36,13 +36,16 @@ impl TxnLayer {
                         }
                     });
                     if let Err(panic) = std::panic::catch_unwind(fire) {
-                        // A machine whose timer panicked (a defect) is ended, its user told:
-                        // unwound from here, it stayed filed under no deadline, kept for good
-                        // and counted against the layer's bounds. The panic goes on up, to
-                        // be counted where the core catches it.
+                        // A machine whose timer panicked (a defect) is ended, whatever its
+                        // state (a server's `abandon` ends only a pending one, and its timers
+                        // fire later), its user told it timed out: unwound from here, it
+                        // stayed filed under no deadline, kept for good and counted against
+                        // the layer's bounds. The panic goes on up, to be counted where the
+                        // core catches it.
                         scratch.clear();
+                        scratch.extend([Out::Timeout, Out::Terminated]);
+                        self.apply(id, &mut scratch, now, out);
                         self.scratch = scratch;
-                        self.abandon(id, now, out);
                         std::panic::resume_unwind(panic);
                     }
                     // Every send a timer makes repeats one already sent.

@@ -989,7 +989,31 @@ fn a_transaction_whose_timer_panics_is_ended() {
     assert!(!l.holds(id));
     assert!(
         out.iter()
+            .any(|o| matches!(o, TxnOutput::Timeout { id: t } if *t == id))
+    );
+    assert!(
+        out.iter()
             .any(|o| matches!(o, TxnOutput::Terminated { id: t } if *t == id))
     );
+    assert_eq!(l.poll_timeout(), None);
+    // A server transaction too, whose timers fire once it answered (H here), past where
+    // `abandon` ends one.
+    let inv = request("INVITE", "z9hG4bKp2");
+    l.receive(
+        Message::Request(inv.clone()),
+        target(Transport::Udp),
+        t0(),
+        &mut out,
+    );
+    let id = passed_up(&out);
+    let busy = Response::to_request(&inv, 486, "Busy Here", Some("t")).unwrap();
+    l.send_response(id, busy, t0(), &mut out);
+    out.clear();
+    super::drive::test_fault::arm();
+    let fired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        l.handle_timeout(t0() + Duration::from_secs(32), &mut out)
+    }));
+    assert!(fired.is_err());
+    assert!(!l.holds(id), "the answered server transaction is ended too");
     assert_eq!(l.poll_timeout(), None);
 }
