@@ -28,12 +28,15 @@ pub(in crate::engine) const WRITE_BUDGET: usize = 1024 * 1024;
 const ROOM_MESSAGE: usize = 1500;
 /// A peer that reads nothing we send is cut off after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A message that waited this long in the queue finds the connection closed instead of
-/// written: its peer reads so slowly (each write within [`WRITE_TIMEOUT`], yet a queue of
-/// them minutes long) that what we send reaches it after its transaction gave up (an
-/// INVITE ringing a callee long after the call failed over, a BYE extending the billed
-/// call). Closed, the transactions still open on it fail at once (a failover), and the
-/// next message opens a new connection. Half of Timer B and F (64·T1).
+/// A message that waited this long in the queue behind writes to a peer that took them
+/// slowly finds the connection closed instead of written: its peer reads so slowly (each
+/// write within [`WRITE_TIMEOUT`], yet a queue of them minutes long) that what we send
+/// reaches it after its transaction gave up (an INVITE ringing a callee long after the
+/// call failed over, a BYE extending the billed call). Closed, the transactions still open
+/// on it fail at once (a failover), and the next message opens a new connection. Half of
+/// Timer B and F (64·T1). Counted in time spent writing (each write at most
+/// [`WRITE_TIMEOUT`]), not in time queued: a stall of the whole process (a VM paused) is no
+/// slow peer, and the queue it left is written.
 const STALE_QUEUE: Duration = Duration::from_secs(16);
 /// Bytes queued for all connections together at most: [`WRITE_BUDGET`] each, over the
 /// default 1,024 connections, would be a gigabyte held for peers that read slowly. 64 of
@@ -143,7 +146,8 @@ struct Budgets {
 struct Counted {
     bytes: Bytes,
     budgets: Arc<Budgets>,
-    queued_at: tokio::time::Instant,
+    /// The connection's [`Writer::writing`] when it was queued.
+    writing_then: u64,
 }
 
 impl Drop for Counted {
@@ -161,6 +165,8 @@ pub(crate) struct Writer {
     shut: Arc<Notify>,
     /// Something was written since the reader last asked ([`Writer::wrote_lately`]).
     wrote: Arc<AtomicBool>,
+    /// Milliseconds the writer has spent writing, in all (see [`STALE_QUEUE`]).
+    writing: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The writer task's end.
@@ -168,6 +174,7 @@ pub(super) struct Drain {
     rx: mpsc::Receiver<Counted>,
     shut: Arc<Notify>,
     wrote: Arc<AtomicBool>,
+    writing: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Writer {
@@ -175,10 +182,12 @@ impl Writer {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let shut = Arc::new(Notify::new());
         let wrote = Arc::new(AtomicBool::new(false));
+        let writing = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let drain = Drain {
             rx,
             shut: shut.clone(),
             wrote: wrote.clone(),
+            writing: writing.clone(),
         };
         let writer = Writer {
             tx,
@@ -189,6 +198,7 @@ impl Writer {
             }),
             shut,
             wrote,
+            writing,
         };
         (writer, drain)
     }
@@ -212,7 +222,7 @@ impl Writer {
         let counted = Counted {
             bytes: b,
             budgets: self.budgets.clone(),
-            queued_at: tokio::time::Instant::now(),
+            writing_then: self.writing.load(Ordering::Acquire),
         };
         self.tx.try_send(counted).is_ok()
     }
@@ -250,7 +260,7 @@ impl Writer {
         let empty = Counted {
             bytes: Bytes::new(),
             budgets: self.budgets.clone(),
-            queued_at: tokio::time::Instant::now(),
+            writing_then: 0,
         };
         if self.budgets.queued.load(Ordering::Acquire) >= WRITE_BUDGET / 2
             || self.tx.try_send(empty).is_err()
@@ -294,20 +304,24 @@ impl Drain {
             // being written is one at most, and counting it until written would leave it
             // counted for ever when the task is aborted mid-write.
             let b = counted.bytes.clone();
-            let waited = counted.queued_at.elapsed();
+            let writing = self.writing.load(Ordering::Acquire);
+            let behind_ms = writing.saturating_sub(counted.writing_then);
             drop(counted);
             if b.is_empty() {
                 break;
             }
-            if waited > STALE_QUEUE {
-                debug!(%peer, waited_ms = waited.as_millis() as u64, "TCP peer reads too slowly for its messages to matter: closing");
+            if behind_ms > STALE_QUEUE.as_millis() as u64 {
+                debug!(%peer, behind_ms, "TCP peer reads too slowly for its messages to matter: closing");
                 break;
             }
+            let began = tokio::time::Instant::now();
             let wrote = tokio::select! {
                 biased;
                 _ = self.shut.notified() => break,
                 w = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&b)) => w,
             };
+            let took = began.elapsed().min(WRITE_TIMEOUT).as_millis() as u64;
+            self.writing.fetch_add(took, Ordering::AcqRel);
             match wrote {
                 Ok(Ok(())) => self.wrote.store(true, Ordering::Release),
                 Ok(Err(e)) => {

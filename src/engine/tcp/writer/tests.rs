@@ -126,16 +126,20 @@ async fn a_close_behind_a_full_byte_budget_does_not_wait_for_it() {
         .unwrap();
 }
 
-/// A message that waited in the queue past [`STALE_QUEUE`] (a peer reading so slowly that
-/// it would come after its transaction gave up) is not written: the connection is closed,
-/// so its transactions fail now and the next message opens a new one. Before, it was
-/// written however late (an INVITE ringing a callee minutes after the call failed over).
+/// A message that waited in the queue past [`STALE_QUEUE`] behind slow writes (a peer
+/// reading so slowly that it would come after its transaction gave up) is not written: the
+/// connection is closed, so its transactions fail now and the next message opens a new
+/// one. Before, it was written however late (an INVITE ringing a callee minutes after the
+/// call failed over). One that waited as long through a stall of the process (no writing
+/// meanwhile) is written.
 #[tokio::test(start_paused = true)]
 async fn a_message_queued_too_long_closes_the_connection_unwritten() {
     use tokio::io::AsyncReadExt;
     let (w, drain, wr, mut peer, addr) = connected().await;
     assert!(w.send(Bytes::from_static(b"INVITE late\r\n\r\n")));
-    tokio::time::advance(STALE_QUEUE + Duration::from_secs(1)).await;
+    // (The writes ahead of it took that long: as the drain counts them.)
+    let slow = STALE_QUEUE.as_millis() as u64 + 1000;
+    w.writing.fetch_add(slow, Ordering::AcqRel);
     let task = tokio::spawn(drain.run(wr, addr));
     tokio::time::timeout(Duration::from_secs(2), task)
         .await
@@ -145,10 +149,10 @@ async fn a_message_queued_too_long_closes_the_connection_unwritten() {
     let read = tokio::time::timeout(Duration::from_secs(2), peer.read_to_end(&mut got)).await;
     assert!(matches!(read, Ok(Ok(0))), "{read:?}");
     assert!(got.is_empty(), "nothing written: {got:?}");
-    // One queued within the limit is written.
+    // One queued as long through a stall, nothing written meanwhile, is written.
     let (w, drain, wr, mut peer, addr) = connected().await;
     assert!(w.send(Bytes::from_static(b"OPTIONS soon\r\n\r\n")));
-    tokio::time::advance(STALE_QUEUE - Duration::from_secs(1)).await;
+    tokio::time::advance(STALE_QUEUE * 2).await;
     tokio::spawn(drain.run(wr, addr));
     let mut b = [0u8; 16];
     let n = tokio::time::timeout(Duration::from_secs(2), peer.read(&mut b)).await;
