@@ -74,7 +74,7 @@ impl Call {
         req: &Request,
     ) -> Vec<(Hdr, String)> {
         let policy = self.timer_policy(side).agreed(self.session[side]);
-        let terms = policy.as_uas(req);
+        let terms = policy.as_uas_in(req, self.session[side]);
         let session = match terms {
             UasTerms::Timer { session, .. } => Some(session),
             _ => None,
@@ -157,7 +157,7 @@ impl Call {
         req: &Request,
     ) -> bool {
         let policy = self.timer_policy(side).agreed(self.session[side]);
-        match policy.as_uas(req) {
+        match policy.as_uas_in(req, self.session[side]) {
             UasTerms::TooBrief(min) => {
                 let min = min.as_secs().to_string();
                 cx.respond(

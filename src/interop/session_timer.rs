@@ -97,6 +97,12 @@ impl SessionTimerPolicy {
 
     /// The gateway as UAS: the terms for `req` from this leg's peer (RFC 4028 §9).
     pub fn as_uas(&self, req: &Request) -> UasTerms {
+        self.as_uas_in(req, None)
+    }
+
+    /// [`SessionTimerPolicy::as_uas`] for a request within a dialog whose leg runs
+    /// `current` (a refresh, a re-INVITE, an UPDATE).
+    pub fn as_uas_in(&self, req: &Request, current: Option<Session>) -> UasTerms {
         if self.mode == TimerMode::Off {
             return UasTerms::NoTimer;
         }
@@ -154,15 +160,17 @@ impl SessionTimerPolicy {
                     None => self.interval(peer_min),
                 }
                 .min(MAX_INTERVAL);
-                // A caller that does not know the extension refreshes nothing, whatever
-                // refresher a proxy on the way wrote (RFC 4028 §9, Table 2: only `uas`
-                // then), and is not told to require what it never named (RFC 3261 §20.32).
-                // (Within the dialog, a refresh that leaves out `Supported` comes from a
-                // peer the timer was set up with: its refresher stands.)
-                let (refresher, require) = if peer_supports || req.to_tag().is_some() {
-                    (acc.refresher, acc.require)
-                } else {
-                    (Refresher::Uas, false)
+                // A peer that does not say it knows the extension refreshes nothing,
+                // whatever refresher a proxy on the way wrote (RFC 4028 §9, Table 2: only
+                // `uas` then), and is not told to require what it never named (RFC 3261
+                // §20.32). Within the dialog, such a request keeps who refreshes: the
+                // gateway when it did (a proxy writes `refresher=uac` on each request of a
+                // caller that never knew the extension), the peer when it set that up
+                // naming the extension (a refresh that left `Supported` out).
+                let (refresher, require) = match (peer_supports, current) {
+                    (true, _) => (acc.refresher, acc.require),
+                    (false, Some(s)) if !s.we_refresh => (Refresher::Uac, false),
+                    (false, _) => (Refresher::Uas, false),
                 };
                 UasTerms::Timer {
                     session: Session {

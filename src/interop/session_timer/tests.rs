@@ -19,6 +19,19 @@ fn invite(extra: &str) -> Request {
     }
 }
 
+/// [`invite`] within a dialog (a To tag).
+fn reinvite(extra: &str) -> Request {
+    let text = format!(
+        "INVITE sip:100@gw SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK2\r\n\
+         From: <sip:1@a>;tag=1\r\nTo: <sip:100@gw>;tag=9\r\nCall-ID: c\r\nCSeq: 2 INVITE\r\n\
+         Max-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+    );
+    match parse_datagram(Bytes::from(text), 65535) {
+        Ok(Message::Request(r)) => r,
+        other => panic!("not a request: {other:?}"),
+    }
+}
+
 fn ok(extra: &str) -> Response {
     status("200 OK", extra)
 }
@@ -94,6 +107,36 @@ fn a_caller_that_does_not_know_the_extension_never_refreshes() {
     assert_eq!(
         response_headers(&terms),
         vec![(Hdr::SESSION_EXPIRES, "600;refresher=uas".into())]
+    );
+    // Its re-INVITE, the proxy writing `refresher=uac` again: we go on refreshing. Before,
+    // the first re-INVITE made it the refresher (told `Require: timer`), and the call
+    // expired.
+    let re = reinvite("Session-Expires: 600;refresher=uac\r\n");
+    let terms = p.as_uas_in(&re, Some(session));
+    let UasTerms::Timer { session: again, .. } = terms else {
+        panic!("{terms:?}")
+    };
+    assert!(again.we_refresh);
+    assert!(
+        !response_headers(&terms)
+            .iter()
+            .any(|(h, _)| *h == Hdr::REQUIRE)
+    );
+    // A peer that set up the timer naming the extension and refreshes keeps refreshing when
+    // a refresh of its leaves `Supported` out (not told to require it, though).
+    let theirs = Session {
+        interval: S(600),
+        we_refresh: false,
+    };
+    let terms = p.as_uas_in(&re, Some(theirs));
+    let UasTerms::Timer { session: kept, .. } = terms else {
+        panic!("{terms:?}")
+    };
+    assert!(!kept.we_refresh);
+    assert!(
+        !response_headers(&terms)
+            .iter()
+            .any(|(h, _)| *h == Hdr::REQUIRE)
     );
 }
 
