@@ -314,7 +314,8 @@ fn run(
         std::panic::AssertUnwindSafe(|| rt.block_on(trunkgate::engine::run(path, cfg, signals)));
     let done = std::panic::catch_unwind(run).unwrap_or_else(|payload| {
         Err(anyhow::anyhow!(
-            "stopped on a defect (a panic: {})",
+            "stopped on a defect (a panic at {}: {})",
+            trunkgate::ops::panics::last_place().unwrap_or_else(|| "?".into()),
             trunkgate::ops::panics::message_of(&*payload)
         ))
     });

@@ -14,6 +14,9 @@ struct Places {
     counts: Vec<(String, u64)>,
     /// Those of places past [`Places::MAX`].
     others: u64,
+    /// Where the latest panic was: the binary's last line names it when one ends the run
+    /// (its own line may have gone unsaid, its place having had others).
+    last: Option<String>,
 }
 
 impl Places {
@@ -22,6 +25,7 @@ impl Places {
 
     /// One more panic at `place`: how many it has had now.
     fn count(&mut self, place: &str) -> u64 {
+        self.last = Some(place.to_owned());
         if let Some((_, n)) = self.counts.iter_mut().find(|(p, _)| p == place) {
             *n = n.saturating_add(1);
             return *n;
@@ -38,7 +42,13 @@ impl Places {
 static PLACES: Mutex<Places> = Mutex::new(Places {
     counts: Vec::new(),
     others: 0,
+    last: None,
 });
+
+/// Where the latest panic of the process was (file:line:column), if any.
+pub fn last_place() -> Option<String> {
+    (PLACES.lock().unwrap_or_else(|p| p.into_inner()).last).clone()
+}
 
 /// Replace the default panic hook (the binary does, once its log is set up).
 pub fn install_hook() {
