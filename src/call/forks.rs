@@ -290,6 +290,7 @@ impl Call {
         if let Some(f) = self.forks.as_deref_mut() {
             f.early = Vec::new();
             f.gone = Vec::new();
+            f.privacy = Vec::new();
         }
     }
 

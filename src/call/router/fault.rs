@@ -130,6 +130,10 @@ impl B2bua {
                     error!(call_ref = r, "a call's fault left no CDR");
                 }
             }
+            // A call-back's service is told how it ended, once, whichever part faulted (the
+            // release after the CDR, say): else its `max_active` slot waits for the
+            // service's watchdog, an hour and more.
+            let _ = catch_unwind(AssertUnwindSafe(|| call.report_callback_end(&mut cx)));
         }
         let ours: Vec<_> = (self.env.owners.iter())
             .filter(|(_, (owner, _))| *owner == r)
@@ -241,9 +245,6 @@ impl Call {
             self.marks.set_cdr_done();
             cx.emit(Output::Cdr(Box::new(self.cdr(cx.env))));
         }
-        // A call-back's service is told, once (else its `max_active` slot waits for the
-        // service's watchdog, an hour and more).
-        self.report_callback_end(cx);
         if let Some(txn) = self.caller_txn()
             && self.phase.answered_at().is_none()
             && cx.env.txn.server_pending(txn)
