@@ -316,6 +316,7 @@ impl Call {
         let b_cseq = resp.seq();
         let mut answer = resp;
         self.agree_with(Side::B, &answer);
+        self.shape_in_place(Side::A, &mut answer);
         self.anchor_answer(cx, Side::B, &mut answer, Exchange::Answer);
         let body = (answer.body().clone(), answer.header(&Hdr::CONTENT_TYPE));
         self.send_ack(cx, Side::A, user1_cseq, Some(body));

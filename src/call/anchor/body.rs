@@ -45,6 +45,27 @@ impl Call {
         }
     }
 
+    /// `msg`'s body as [`Call::shaped_for`] `to` has it, in place (an encoded one is left
+    /// as it is). Shaped before it is anchored, the SDP numbered for `to` is the one it is
+    /// sent (its `a=ptime` among it): shaped after, the next time it went again it differed
+    /// from what was numbered, and `to` saw the same session under a new `o=` version.
+    pub(in crate::call) fn shape_in_place<M: crate::sip::Body>(
+        &self,
+        to: super::super::Side,
+        msg: &mut M,
+    ) {
+        if msg.encoded() {
+            return;
+        }
+        let ct = msg.content_type();
+        let shaped = self.shaped_for(to, msg.body(), ct.as_deref());
+        if shaped != *msg.body()
+            && let Err(e) = msg.set_body(shaped, ct.as_deref())
+        {
+            tracing::debug!(error = %e, "body left as it came");
+        }
+    }
+
     /// Why the SDP of `msg` cannot be read for anchoring (`None`: it can, there is none, or
     /// the call's media is not anchored): what [`Call::anchored_body`] would send on with
     /// every stream refused.

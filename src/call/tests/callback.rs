@@ -927,3 +927,55 @@ fn a_callbacks_numbers_are_read_with_the_receiving_peers_prefixes() {
         inv2.uri()
     );
 }
+
+/// The `o=` version of a session a call-back's user1 is shown: user2's answer in user1's
+/// ACK is numbered as it is sent, its `a=ptime` (user1's profile's) in it, so the same
+/// session again (the answer to user1's unchanged re-INVITE) keeps that version. Before,
+/// the answer was numbered without its ptime and the same session went again one version
+/// on.
+#[test]
+fn user1_sees_one_version_of_an_unchanged_session() {
+    let mut cfg = anchored_cb_config();
+    edit_profiles(&mut cfg, |n, p| {
+        if n == "pbx" {
+            p.ptime = Some(30);
+        }
+    });
+    let mut h = H::with(cfg);
+    originate(&mut h, "cb-ver");
+    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv2 = user1_answers(&mut h, &inv1);
+    user2_answers(&mut h, &inv2);
+    let ack = h.one_request(PHONE, Method::Ack);
+    let origin = |body: &[u8]| {
+        let text = String::from_utf8_lossy(body).into_owned();
+        let o = text
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .map(str::to_owned);
+        (o, text.contains("a=ptime:30"))
+    };
+    let (first, ptime) = origin(ack.body());
+    assert!(ptime, "user1's ptime in its ACK");
+    h.take(CARRIER_A);
+    // user1's re-INVITE offering its session unchanged: relayed to user2, which answers
+    // with its own unchanged; user1 is shown the session it has, at the same version.
+    let re = from_user1(&inv1, "INVITE", 2, "z9hG4bKu1re").replace(
+        "Content-Length: 0\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n",
+            OFFER.len()
+        ),
+    ) + OFFER;
+    h.recv(PHONE, &re);
+    let re2 = h.one_request(CARRIER_A, Method::Invite);
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&re2, 200, "u2", &contact, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "the answer to user1");
+    assert_eq!(
+        origin(ok.body()).0,
+        first,
+        "{:?}",
+        String::from_utf8_lossy(ok.body())
+    );
+}
