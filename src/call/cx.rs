@@ -100,6 +100,9 @@ pub struct Env {
     pub orphans: super::orphan::Budget,
     /// Requests other than INVITE, UPDATE and PRACK each call relayed this second.
     pub relay_pace: super::relay_pace::RelayPace,
+    /// The same for re-INVITEs and UPDATEs, counted apart: a hold goes whatever INFOs the
+    /// call relayed in that second.
+    pub session_pace: super::relay_pace::RelayPace,
     /// The To tag of the shell's stateless 503s, which the core's own carry too: the ACKs
     /// they get are then dropped at the edge, unparsed, like the shell's.
     pub overload_tag: Option<Box<str>>,

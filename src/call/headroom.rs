@@ -18,22 +18,44 @@ pub(super) const PER_CALL_HEADROOM: u16 = 32;
 /// How long a transaction lets in lasts at most, about: a non-INVITE's Timer J, an INVITE's
 /// Timer L (32 s each).
 pub(super) const HEADROOM_WINDOW: std::time::Duration = std::time::Duration::from_secs(32);
+/// Whatever room the table has, one call's requests may open this many transactions per
+/// [`HEADROOM_WINDOW`] (8 a second on average: DTMF by INFO, a fast IVR's included, is
+/// far fewer). A peer flooding its own dialog (OPTIONS answered here, MESSAGE refused, INFO
+/// past the relay's pace), each request kept for Timer J with an answer as long as its
+/// headers, would otherwise fill the table alone, and every peer's new calls got 503.
+pub(super) const PER_CALL_ALWAYS: u16 = 256;
 
-/// Each call's window: when it began, and what the call took in it. Empty while the table
-/// is below its bound.
-#[derive(Debug, Default)]
+/// Each call's window: when it began, and what the call took in it (the room past the
+/// bound's: empty while the table is below its bound).
+#[derive(Debug)]
 pub(super) struct Headroom {
     taken: HashMap<CallRef, (Instant, u16)>,
+    /// What one call may take per window.
+    per_window: u16,
+}
+
+impl Default for Headroom {
+    fn default() -> Self {
+        Headroom::with(PER_CALL_HEADROOM)
+    }
 }
 
 impl Headroom {
+    /// Shares of `per_window` transactions per call and window.
+    pub fn with(per_window: u16) -> Self {
+        Headroom {
+            taken: HashMap::new(),
+            per_window,
+        }
+    }
+
     /// Whether call `r` may open one more transaction in the room at `now`; counted if so.
     pub fn take(&mut self, r: CallRef, now: Instant) -> bool {
         let (since, used) = self.taken.entry(r).or_insert((now, 0));
         if now.saturating_duration_since(*since) >= HEADROOM_WINDOW {
             (*since, *used) = (now, 0);
         }
-        if *used >= PER_CALL_HEADROOM {
+        if *used >= self.per_window {
             return false;
         }
         *used += 1;

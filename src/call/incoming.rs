@@ -201,6 +201,20 @@ impl B2bua {
                         .is_some_and(|id| self.env.txn.server_pending(id))
             }
         };
+        // However much room the table has, one call's requests take at most its share
+        // (`headroom::PER_CALL_ALWAYS` a window): past it they are refused as past the
+        // bound, but for the BYE or CANCEL that ends it.
+        if let Some(r) = call
+            && !ends_a_call
+            && !self.call_share.take(r, now)
+        {
+            debug!(%source, "a call's requests past its share of transactions: {} refused", req.method());
+            self.refused("call_transactions");
+            if req.method() == Method::Invite || source.transport.is_reliable() {
+                self.send_overload_503(req, source);
+            }
+            return true;
+        }
         if held < bound {
             self.headroom.forget_all();
             return false;

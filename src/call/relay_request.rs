@@ -153,8 +153,16 @@ impl Call {
         }
         let session = matches!(method, Method::Invite | Method::Update | Method::Prack);
         let room = MAX_RELAYED - if session { 0 } else { RELAYED_FOR_SESSIONS };
-        // (A call's requests past its pace are refused alike: the sender tries again.)
-        if self.relayed.len() >= room || (!session && !cx.env.relay_pace.take(cx.r, cx.now)) {
+        // (A call's requests past its pace are refused alike: the sender tries again. A
+        // re-INVITE or UPDATE too, at a pace of their own: one at a time, each sent as the
+        // last one's 200 came, was a flood of its own.)
+        let pace = match method {
+            Method::Prack => None,
+            _ if session => Some(&mut cx.env.session_pace),
+            _ => Some(&mut cx.env.relay_pace),
+        };
+        let over_pace = pace.is_some_and(|p| !p.take(cx.r, cx.now));
+        if self.relayed.len() >= room || over_pace {
             let retry = [(Hdr::RETRY_AFTER, "1")];
             return self.refuse_relay(cx, id, &req, 500, "Server Internal Error", &retry);
         }

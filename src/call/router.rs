@@ -63,6 +63,8 @@ pub struct B2bua {
     batch: Vec<TxnOutput>,
     /// Each call's share of the transaction table's room for the calls up.
     pub(super) headroom: super::headroom::Headroom,
+    /// Each call's share of the transaction table, whatever room it has.
+    pub(super) call_share: super::headroom::Headroom,
     /// INVITEs refused for overload lately, answered so again.
     pub(super) overload_refusals: super::overloaded::Refusals,
     /// Panics caught in the core since it started (see `router/fault.rs`).
@@ -108,6 +110,7 @@ impl B2bua {
                 rewrites: [0; 4],
                 orphans: Default::default(),
                 relay_pace: Default::default(),
+                session_pace: Default::default(),
                 overload_tag: None,
                 max_server_txns: super::incoming::MAX_SERVER_TRANSACTIONS,
             },
@@ -119,6 +122,7 @@ impl B2bua {
             registrations: Default::default(),
             batch: Vec::new(),
             headroom: Default::default(),
+            call_share: super::headroom::Headroom::with(super::headroom::PER_CALL_ALWAYS),
             overload_refusals: Default::default(),
             faults: 0,
             to_hang_up: None,
@@ -429,6 +433,7 @@ impl B2bua {
             return;
         };
         self.headroom.forget(r);
+        self.call_share.forget(r);
         self.env.moved_call_gone(r);
         if call.phase.is_ending() {
             self.env.ended_calls = self.env.ended_calls.saturating_sub(1);

@@ -708,6 +708,41 @@ fn one_call_takes_at_most_its_share_of_the_room_for_the_calls_up() {
     );
 }
 
+/// However much room the transaction table has, one call's requests hold at most its share
+/// (`PER_CALL_ALWAYS` a window): a peer flooding its own dialog (OPTIONS answered here, each
+/// kept for Timer J) has the rest dropped, and its BYE still ends the call. Before, only
+/// past the table's bound was a call held to a share, and one peer's flood in its own
+/// dialog filled the table: every peer's new calls got 503.
+#[test]
+fn one_call_holds_at_most_its_share_of_transactions_whatever_the_room() {
+    use crate::call::headroom::PER_CALL_ALWAYS;
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.take(PHONE);
+    let before = h.core.stats().server_txns;
+    let flood = usize::from(PER_CALL_ALWAYS) + 44;
+    for n in 0..flood {
+        let branch = format!("z9hG4bKflood{n}");
+        h.recv(
+            PHONE,
+            &from_phone("OPTIONS", &tag, 2 + n as u32, &branch, ""),
+        );
+    }
+    let answered = h.statuses(PHONE).len();
+    assert_eq!(
+        answered,
+        usize::from(PER_CALL_ALWAYS),
+        "the rest dropped (UDP)"
+    );
+    assert_eq!(h.core.stats().server_txns, before + answered);
+    // Its BYE still ends it.
+    let bye = from_phone("BYE", &tag, 2 + flood as u32, "z9hG4bKfloodbye", "");
+    h.recv(PHONE, &bye);
+    assert_eq!(h.take_requests(CARRIER_A, Method::Bye).len(), 1);
+    assert_eq!(h.cdrs.len(), 1);
+}
+
 /// A CANCEL of no INVITE we have gets its 481 without a transaction: a flood of them with
 /// made-up branches (spoofed in a peer's name at its packet rate) keeps nothing. Before,
 /// each kept a server transaction for Timer J's 32 s, and about 8,000 a second filled the

@@ -2309,3 +2309,29 @@ fn a_call_relays_at_most_twenty_infos_a_second() {
     h.recv(PHONE, &from_phone("INFO", &tag, 41, "z9hG4bKfl41", ""));
     assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 1);
 }
+
+/// UPDATEs (an identity update, no SDP) sent as fast as the carrier answers them are held
+/// to 20 relayed a second too, at a count of their own. Before, re-INVITEs and UPDATEs were
+/// paced by nothing but one at a time.
+#[test]
+fn a_call_relays_at_most_twenty_updates_a_second() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let mut relayed = 0;
+    for n in 0..25u32 {
+        let branch = format!("z9hG4bKup{n}");
+        h.recv(PHONE, &from_phone("UPDATE", &tag, 2 + n, &branch, ""));
+        if let Some(up) = h.take_requests(CARRIER_A, Method::Update).pop() {
+            relayed += 1;
+            h.recv_msg(CARRIER_A, reply(&up, 200, "carrier1", &[], None));
+        }
+    }
+    assert_eq!(relayed, 20);
+    let statuses = h.statuses(PHONE);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count(),
+        5,
+        "{statuses:?}"
+    );
+}
