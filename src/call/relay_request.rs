@@ -17,6 +17,16 @@ use crate::interop::transfer::{ReferError, refer_event_naming, refer_target};
 use crate::sip::{Hdr, Method, Request, Transport};
 use crate::txn::TxnId;
 
+/// The longest body of an INFO, NOTIFY, REFER or OPTIONS relayed to a leg over UDP (DTMF by
+/// INFO, a transfer's report, a picture-update request: a few hundred bytes at most). A
+/// longer one goes as IP fragments, which carriers' firewalls often drop: each sent again
+/// for 32 s (some eleven times its size out for its size in) and held per call meanwhile,
+/// then the call released as if the far peer had gone. Refused with `513` instead.
+const MAX_UDP_RELAYED_BODY: usize = 4096;
+/// The longest body of any request relayed to a leg over UDP: past it, with our headers,
+/// the datagram cannot be sent at all (a re-INVITE's from a peer on TCP, say).
+const MAX_UDP_BODY: usize = 60_000;
+
 impl Call {
     /// Relay `req` (server transaction `id`) from `side`'s peer to the other leg as a request
     /// of that leg's dialog, a [`Relayed`]: its answer comes back through
@@ -174,6 +184,17 @@ impl Call {
             return;
         };
         let target = leg.target;
+        let most = if session {
+            MAX_UDP_BODY
+        } else {
+            MAX_UDP_RELAYED_BODY
+        };
+        if !target.transport.is_reliable() && req.body().len() > most {
+            return self.refuse_relay(cx, id, &req, 513, "Message Too Large", &[]);
+        }
+        let Some(leg) = self.dialog_mut(other) else {
+            return;
+        };
         let local = &cx.env.local;
         // A re-INVITE or UPDATE is a session refresh of the far leg too (the PRACK's offer
         // in its UPDATE included: one that crosses the callee's 2xx is one to the callee,

@@ -2310,6 +2310,30 @@ fn a_call_relays_at_most_twenty_infos_a_second() {
     assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 1);
 }
 
+/// An INFO whose body is too long for a datagram that arrives whole (past 4 KiB) is not
+/// relayed to a leg over UDP: `513`, nothing sent on. A short one goes. Before, it went as
+/// IP fragments, resent for 32 s where a firewall dropped them, and the call was then
+/// released as if the carrier had gone.
+#[test]
+fn a_long_info_is_not_relayed_over_udp() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let info = |cseq: u32, branch: &str, len: usize| {
+        let body = "x".repeat(len);
+        from_phone("INFO", &tag, cseq, branch, "").replace(
+            "Content-Length: 0\r\n",
+            &format!("Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n"),
+        ) + &body
+    };
+    h.recv(PHONE, &info(2, "z9hG4bKbig", 5000));
+    assert_eq!(h.statuses(PHONE), vec![513]);
+    assert!(h.take_requests(CARRIER_A, Method::Info).is_empty());
+    h.recv(PHONE, &info(3, "z9hG4bKsmall", 300));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 1);
+    assert!(h.cdrs.is_empty());
+}
+
 /// UPDATEs (an identity update, no SDP) sent as fast as the carrier answers them are held
 /// to 20 relayed a second too, at a count of their own. Before, re-INVITEs and UPDATEs were
 /// paced by nothing but one at a time.
