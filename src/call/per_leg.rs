@@ -23,10 +23,17 @@ impl Call {
     }
 
     /// Whether the peer on `side` may be sent `method`: its profile's `[sip] allow` when
-    /// set, else the `Allow` it sent (unknown counts as yes, RFC 3261 §20.5).
+    /// set, else the `Allow` it sent (unknown counts as yes, RFC 3261 §20.5); either way not
+    /// once it answered one `405` or `501` in this call (before, a profile's `allow` listing
+    /// INFO had every DTMF digit relayed and refused there, one round trip each).
     pub fn peer_takes(&self, side: Side, method: &Method) -> bool {
         match self.profile(side).and_then(|p| p.allow.as_ref()) {
-            Some(list) => list.iter().any(|m| m == method.as_str()),
+            Some(list) => {
+                list.iter().any(|m| m == method.as_str())
+                    && self
+                        .dialog(side)
+                        .is_none_or(|d| !d.peer_refused.contains(method.as_str()))
+            }
             None => self.dialog(side).is_none_or(|d| d.peer_allows(method)),
         }
     }

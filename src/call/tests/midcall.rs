@@ -749,12 +749,24 @@ fn an_info_with_a_digit_toward_a_peer_that_takes_no_info_is_refused() {
 
 /// A relayed INFO the far peer refuses as a method (405): the sender gets the 405, and the
 /// next INFO toward that peer is answered here (501 for a digit), not relayed to be refused
-/// again. Before, every DTMF INFO went to the carrier and came back 405. (The gateway's
-/// Allow still lists INFO: it takes one, a keep-alive, itself.)
+/// again. Before, every DTMF INFO went to the carrier and came back 405; with a profile
+/// `allow` that lists INFO, until this session. (The gateway's Allow still lists INFO: it
+/// takes one, a keep-alive, itself.)
 #[test]
 fn a_peer_that_refuses_a_relayed_info_is_sent_none_after() {
-    let mut h = H::new();
-    let (_inv, ok) = answered_call(&mut h);
+    for listed in [false, true] {
+        let mut h = H::with(config_with(|n, p| {
+            if listed && n == "carrier-a" {
+                let allow = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO"];
+                p.allow = Some(allow.iter().map(|m| m.to_string()).collect());
+            }
+        }));
+        refused_info_is_sent_none_after(&mut h);
+    }
+}
+
+fn refused_info_is_sent_none_after(h: &mut H) {
+    let (_inv, ok) = answered_call(h);
     let tag = ok.to_tag().unwrap();
     let digit = |cseq: u32, branch: &str| {
         from_phone("INFO", &tag, cseq, branch, "Signal=5\r\nDuration=160\r\n")
