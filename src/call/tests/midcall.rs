@@ -2299,22 +2299,7 @@ fn a_call_relays_at_most_twenty_infos_a_second() {
     let mut h = H::new();
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
-    let mut relayed = 0;
-    for n in 0..25u32 {
-        let branch = format!("z9hG4bKfl{n}");
-        h.recv(PHONE, &from_phone("INFO", &tag, 2 + n, &branch, ""));
-        if let Some(info) = h.take_requests(CARRIER_A, Method::Info).pop() {
-            relayed += 1;
-            h.recv_msg(CARRIER_A, reply(&info, 200, "carrier1", &[], None));
-        }
-    }
-    assert_eq!(relayed, 20);
-    let statuses = h.statuses(PHONE);
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 500).count(),
-        5,
-        "{statuses:?}"
-    );
+    twenty_of_twenty_five_relayed(&mut h, &tag, Method::Info);
     h.recv(PHONE, &from_phone("INVITE", &tag, 40, "z9hG4bKflre", SDP));
     assert_eq!(h.take_requests(CARRIER_A, Method::Invite).len(), 1);
     h.advance(Duration::from_secs(1));
@@ -2354,16 +2339,22 @@ fn a_call_relays_at_most_twenty_updates_a_second() {
     let mut h = H::new();
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
+    twenty_of_twenty_five_relayed(&mut h, &tag, Method::Update);
+}
+
+/// The phone sends 25 `method`s (no body) in call `tag`, each as the carrier answered the
+/// last: 20 are relayed, 5 get `500`.
+fn twenty_of_twenty_five_relayed(h: &mut H, tag: &str, method: Method) {
     let mut relayed = 0;
     for n in 0..25u32 {
-        let branch = format!("z9hG4bKup{n}");
-        h.recv(PHONE, &from_phone("UPDATE", &tag, 2 + n, &branch, ""));
-        if let Some(up) = h.take_requests(CARRIER_A, Method::Update).pop() {
+        let branch = format!("z9hG4bKfl{n}");
+        h.recv(PHONE, &from_phone(method.as_str(), tag, 2 + n, &branch, ""));
+        if let Some(sent) = h.take_requests(CARRIER_A, method.clone()).pop() {
             relayed += 1;
-            h.recv_msg(CARRIER_A, reply(&up, 200, "carrier1", &[], None));
+            h.recv_msg(CARRIER_A, reply(&sent, 200, "carrier1", &[], None));
         }
     }
-    assert_eq!(relayed, 20);
+    assert_eq!(relayed, 20, "{method:?}");
     let statuses = h.statuses(PHONE);
     assert_eq!(
         statuses.iter().filter(|s| **s == 500).count(),
