@@ -202,8 +202,11 @@ impl B2bua {
             }
         };
         // However much room the table has, one call's requests take at most its share
-        // (`headroom::PER_CALL_ALWAYS` a window): past it they are refused as past the
-        // bound, but for the BYE or CANCEL that ends it.
+        // (`headroom::PER_CALL_ALWAYS` a window): past it they are refused, but for the BYE
+        // that ends it. With 500 and Retry-After, as the relay's pace refuses (RFC 3261
+        // §14.2's form: this request, not the server): a 503 would tell a carrier to send
+        // the gateway nothing for a while, for one phone's flood in one call. (Over UDP a
+        // request but a re-INVITE is dropped: sent again, it finds room later.)
         if let Some(r) = call
             && !ends_a_call
             && !self.call_share.take(r, now)
@@ -211,7 +214,11 @@ impl B2bua {
             debug!(%source, "a call's requests past its share of transactions: {} refused", req.method());
             self.refused("call_transactions");
             if req.method() == Method::Invite || source.transport.is_reliable() {
-                self.send_overload_503(req, source);
+                let retry = [(Hdr::RETRY_AFTER, "1")];
+                let refusal = ingress::response_to(req, 500, "Server Internal Error", None, &retry);
+                if let Ok(resp) = refusal {
+                    self.env.send(source, &Message::Response(resp));
+                }
             }
             return true;
         }

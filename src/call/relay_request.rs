@@ -189,7 +189,12 @@ impl Call {
         } else {
             MAX_UDP_RELAYED_BODY
         };
-        if !target.transport.is_reliable() && req.body().len() > most {
+        // (A transfer's report goes as its status line alone: measured so.)
+        let report = (method == Method::Notify)
+            .then(|| super::transfer::sipfrag_status_line(req.body()))
+            .flatten();
+        let going = report.map_or(req.body().len(), |line| line.len());
+        if !target.transport.is_reliable() && going > most {
             return self.refuse_relay(cx, id, &req, 513, "Message Too Large", &[]);
         }
         let Some(leg) = self.dialog_mut(other) else {

@@ -736,6 +736,12 @@ fn one_call_holds_at_most_its_share_of_transactions_whatever_the_room() {
         "the rest dropped (UDP)"
     );
     assert_eq!(h.core.stats().server_txns, before + answered);
+    // A re-INVITE past the share is told to try again (500 + Retry-After), not 503 (which
+    // would tell a carrier to send the gateway nothing for a while).
+    let re = from_phone("INVITE", &tag, 1 + flood as u32, "z9hG4bKfloodre", SDP);
+    h.recv(PHONE, &re);
+    let refused = h.response_with(PHONE, 500, "the re-INVITE past the share");
+    assert_eq!(refused.header(&Hdr::RETRY_AFTER).as_deref(), Some("1"));
     // Its BYE still ends it.
     let bye = from_phone("BYE", &tag, 2 + flood as u32, "z9hG4bKfloodbye", "");
     h.recv(PHONE, &bye);

@@ -149,10 +149,10 @@ impl Registry {
             // A response goes to the port of its top Via's sent-by (5060 when it names none:
             // RFC 3261 §18.2.2). One whose Via cannot be read (we built it: not expected) is
             // not sent to the closed connection's own port; nor is one whose sent-by is
-            // another address than the connection came from (behind NAT: that address's
-            // port is another host's there, one of whose connections may be up, and it
-            // would get this caller's answer, SDP and all; nothing can open a connection
-            // back through that NAT anyway).
+            // another address than the connection came from (behind NAT) onto a connection
+            // up at that address and port: another host's there, it would get this caller's
+            // answer, SDP and all. A new connection there may reach it (a port forwarded to
+            // a PBX, a 1:1 NAT).
             if is_response(&bytes) {
                 let sent_by = crate::sip::fast::top_via_sent_by(&bytes);
                 let natted = |host: &[u8]| {
@@ -160,13 +160,18 @@ impl Registry {
                         .and_then(|h| h.parse::<std::net::IpAddr>().ok())
                         .is_some_and(|ip| ip.to_canonical() != addr.ip().to_canonical())
                 };
+                let mut back = addr;
                 let port = match sent_by {
-                    Some((host, port)) if !natted(&host) => port,
-                    _ => {
-                        debug!(%addr, "TCP connection closed before its answer, and no way back to its sender: dropped");
-                        crate::ops::metrics::refused("tcp_connection_gone");
-                        return txn;
+                    Some((host, port)) => {
+                        back.set_port(port);
+                        (!natted(&host) || !self.by_addr.contains_key(&back)).then_some(port)
                     }
+                    None => None,
+                };
+                let Some(port) = port else {
+                    debug!(%addr, "TCP connection closed before its answer, and no way back to its sender: dropped");
+                    crate::ops::metrics::refused("tcp_connection_gone");
+                    return txn;
                 };
                 addr.set_port(port);
             } else if let Some(port) = crate::sip::fast::next_hop_port_for(&bytes, addr.ip()) {

@@ -257,10 +257,12 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         None
     );
     assert!(reg.connecting.contains_key(&sent_by), "connecting anew");
-    // A phone behind NAT (its Via names its private address, not the connection's): no
-    // connection back to the NAT's address at the Via's port (another host's there, one of
-    // whose connections may be up), the answer dropped and its transaction failed.
+    // A phone behind NAT (its Via names its private address, not the connection's): its
+    // answer never goes onto a connection up at the NAT's address and the Via's port
+    // (another host's there): dropped, its transaction failed, nothing written there.
     reg.connecting.clear();
+    let (other_host, _drain) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.up(ConnId(13), sent_by, other_host.clone());
     let natted = closed(&mut reg, "127.0.0.2:40004", 12);
     let txn = Some(TxnId::for_tests(7));
     assert_eq!(
@@ -268,8 +270,21 @@ async fn a_response_for_a_closed_connection_goes_to_the_via_port_of_a_known_peer
         txn
     );
     assert!(
-        reg.connecting.is_empty(),
-        "no connection back through a NAT"
+        other_host.is_written(),
+        "nothing onto another host's connection"
+    );
+    assert!(reg.connecting.is_empty());
+    // With no connection there, one is opened (a port forwarded to it, a 1:1 NAT).
+    reg.down(ConnId(13));
+    let natted = closed(&mut reg, "127.0.0.2:40005", 14);
+    let txn = Some(TxnId::for_tests(8));
+    assert_eq!(
+        reg.send(natted, response("192.168.1.10", sent_by.port()), txn),
+        None
+    );
+    assert!(
+        reg.connecting.contains_key(&sent_by),
+        "a new connection there"
     );
 }
 
