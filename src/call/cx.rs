@@ -123,6 +123,24 @@ pub const PEER_HEADER: &str = "X-Trunkgate-Peer";
 pub const SCOPE_HEADER: &str = "X-Trunkgate-Scope";
 
 impl Env {
+    /// Give up the transactions of `txns` (a side table of the core's own requests, a
+    /// ping's or a REGISTER's) that `gone` says nothing waits for any more, and forget
+    /// them: their retransmissions must not go on (a late REGISTER would bind again).
+    pub fn abandon_where<V>(
+        &mut self,
+        txns: &mut HashMap<TxnId, V>,
+        now: Instant,
+        gone: impl Fn(&TxnId, &V) -> bool,
+    ) {
+        txns.retain(|id, v| {
+            let keep = !gone(id, v);
+            if !keep {
+                self.txn.abandon(*id, now, &mut self.txn_out);
+            }
+            keep
+        });
+    }
+
     /// Whether `source` is the SIP front this instance runs behind (`[sip] front`).
     pub fn is_front(&self, source: Target) -> bool {
         self.cfg.is_front_ip(source.addr.ip())

@@ -212,16 +212,10 @@ impl PeerHealth {
             info!(peer = %name, "no longer pinged at that address");
         }
         // (A re-addressed peer's ping out among them.)
-        let stale: Vec<TxnId> = (h.txns.iter())
-            .filter(|(id, name)| {
-                (h.watches.get(*name)).is_none_or(|w| w.out.map(|o| o.0) != Some(**id))
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stale {
-            h.txns.remove(&id);
-            env.txn.abandon(id, now, &mut env.txn_out);
-        }
+        let watches = &h.watches;
+        env.abandon_where(&mut h.txns, now, |id, name| {
+            (watches.get(name)).is_none_or(|w| w.out.map(|o| o.0) != Some(*id))
+        });
         h.reschedule_all();
     }
 

@@ -431,14 +431,9 @@ impl Registrations {
         // out) is given up: its retransmissions must not bind the contact again later.
         if self.regs.len() < before {
             let live: HashSet<&str> = self.regs.iter().map(|e| e.reg.call_id()).collect();
-            let orphaned: Vec<TxnId> = (self.txns.iter())
-                .filter(|(_, (c, _, _))| !live.contains(c.as_str()))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in orphaned {
-                self.txns.remove(&id);
-                env.txn.abandon(id, now, &mut env.txn_out);
-            }
+            env.abandon_where(&mut self.txns, now, |_, (c, _, _)| {
+                !live.contains(c.as_str())
+            });
         }
         self.settle();
     }
