@@ -117,11 +117,17 @@ def run(binary: str, d: str) -> tuple[float, int, float]:
             time.sleep(0.005)
         return cpu, rss, reload_ms
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop(p, 60)
+
+
+def stop(p: subprocess.Popen, timeout_s: float) -> None:
+    """Stop the gateway as an operator does (SIGINT), killed if it takes over `timeout_s`."""
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def main() -> None:

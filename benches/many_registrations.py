@@ -18,7 +18,7 @@ import argparse, os, re, shutil, signal, statistics, subprocess, sys, tempfile, 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from many_peers import peer_ip, responder, ticks  # the same loopback peers and stand-in
+from many_peers import peer_ip, responder, stop, ticks  # the same loopback peers and stand-in
 METRICS = "127.0.0.1:19474"
 
 
@@ -108,12 +108,7 @@ def run(binary: str, d: str, peers: int, limit: float) -> tuple[float, float, fl
         reload_s, reload_cpu = until(p.pid, log, 2 * peers, limit)
         return start_s, start_cpu, reload_s, reload_cpu
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, 90)
 
 
 def main() -> None:
