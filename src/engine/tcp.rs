@@ -14,10 +14,10 @@ use tracing::{debug, warn};
 
 use super::Event;
 use super::inbox::{Inbox, StrangerSends};
-use crate::config::UnknownSources;
 use crate::sip::{ConnId, Framed, StreamFramer, Target, Transport};
 
 mod accept_pace;
+mod admit;
 mod connect;
 mod delivery;
 mod first_bytes;
@@ -99,37 +99,10 @@ pub(super) async fn accept(
                 pause = ACCEPT_PAUSE;
                 // A dual-stack listener's IPv4 peer as its IPv4 address (as over UDP).
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                // A stranger gets nothing in `drop` mode, not even a slot, unless the gateway
-                // sent it a request lately (a Contact or an old address whose connection
-                // closed before it answered connects back with the answer, RFC 3261
-                // §18.2.2: only a response is read from it, as from its datagrams); in
-                // `reject` mode one message's time for its 403. A peer's `address` is no
-                // stranger either, outside its `match`: a carrier answering from the SBC we
-                // call connects back from there with its answer; what it may send is
-                // screened by the core as its datagrams are.
-                let stranger = !inbox.answers_from_peer(peer.ip());
-                if stranger
-                    && inbox.unknown_sources() == UnknownSources::Drop
-                    && !inbox.may_answer(peer.ip(), Instant::now())
-                {
-                    inbox.tally.count_stranger(peer.ip());
+                let Some(admit::Admitted { slot, stranger }) =
+                    admit::guarded(&inbox, &slots, &mut paced, peer.ip())
+                else {
                     continue;
-                }
-                // Over its source's pace too (`accept_pace.rs`).
-                if let Some(rate) = inbox.stream_rate(peer.ip())
-                    && !paced.admit(peer.ip(), rate, Instant::now())
-                {
-                    crate::ops::metrics::refused("tcp_accept_rate");
-                    continue;
-                }
-                // Over a cap the connection is closed at once (dropping it), and counted.
-                let of = inbox.peer_of(peer.ip()).filter(|_| !stranger);
-                let slot = match slots.take_of(Some(peer.ip()), stranger, of.as_ref()) {
-                    Ok(slot) => slot,
-                    Err(why) => {
-                        crate::ops::metrics::refused(why);
-                        continue;
-                    }
                 };
                 let _ = stream.set_nodelay(true);
                 keepalive(&stream);

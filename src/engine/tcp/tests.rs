@@ -1315,3 +1315,26 @@ async fn the_registrys_tables_shrink_as_a_peak_of_connections_closes() {
     assert!(reg.conns.capacity() < 100, "{}", reg.conns.capacity());
     assert!(reg.by_addr.capacity() < 100, "{}", reg.by_addr.capacity());
 }
+
+/// A defect in the accept loop's decision (here a test fault for connections from
+/// 127.0.0.99) costs that connection only: the next one is served. Before, the panic ended
+/// the loop, and with it every TCP connection to come until a restart.
+#[tokio::test]
+async fn a_panic_deciding_on_one_connection_leaves_the_accept_loop_serving() {
+    let (inbox, mut queues, protect) = inbox_with(Protect {
+        unknown_sources: crate::config::UnknownSources::Reject,
+        ..Protect::default()
+    });
+    let gw = listening(&inbox, &protect).await;
+    let mut faulty = connect_from("127.0.0.99", gw).await;
+    assert!(closed_within(&mut faulty, Duration::from_secs(2)).await);
+    let mut next = connect_from("127.0.0.9", gw).await;
+    next.write_all(request("BYE", ";tag=x", "z9hG4bKap").as_bytes())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), queues.strangers.recv())
+        .await
+        .expect("the next connection was served")
+        .unwrap();
+    assert!(matches!(got, Event::Message { .. }));
+}
