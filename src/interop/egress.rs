@@ -13,22 +13,11 @@ use crate::sip::{
     Hdr, LocalAddrs, Method, NumberUri, Request, Response, SipError, Transport, dialled_number,
 };
 
-/// Methods the gateway handles; sent in Allow.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK";
+pub use super::allow::{ALLOW, allow_for};
 
 /// The bodies the gateway takes (`Accept` in an answer to OPTIONS): SDP, alone or with ISUP
 /// or QSIG beside it (SIP-I/SIP-T).
 pub const ACCEPT: &str = "application/sdp, multipart/mixed";
-
-/// Our `Allow` toward `peer`: what we accept from it, REFER when its `[transfer]` relays
-/// it to the call's other leg (`other_is_trunk`: that leg's peer is a trunk, or not known).
-pub fn allow_for(peer: &Profile, other_is_trunk: bool) -> &'static str {
-    if super::transfer::relays_to(peer, other_is_trunk) {
-        "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK, REFER"
-    } else {
-        ALLOW
-    }
-}
 
 /// The body of `msg` as it should reach `peer` ([`body_for`]); an encoded body
 /// (`Content-Encoding: gzip`, say) passes untouched: an edit would corrupt it.
@@ -432,7 +421,12 @@ pub fn relayed_response(
             out.push_header(&Hdr::RECORD_ROUTE, rr)?;
         }
     }
-    if matches!(method, Method::Invite) || status == 405 {
+    if status == 405 {
+        let ours = allow_for(to_peer, sender.trunk);
+        let far = from.header_lines(&Hdr::ALLOW);
+        let allow = super::allow::in_relayed_405(ours, method.as_str(), &far);
+        out.push_header(&Hdr::ALLOW, allow)?;
+    } else if matches!(method, Method::Invite) {
         out.push_header(&Hdr::ALLOW, allow_for(to_peer, sender.trunk))?;
     }
     // A 503's Retry-After speaks of the far leg's server (RFC 3261 §21.5.4), and so does a

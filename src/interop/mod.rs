@@ -1,5 +1,6 @@
 //! Profile-driven interop: what the gateway changes in a message for the peer it goes to.
 
+pub mod allow;
 pub mod causes;
 pub mod egress;
 pub mod headers;

@@ -2362,3 +2362,27 @@ fn twenty_of_twenty_five_relayed(h: &mut H, tag: &str, method: Method) {
         "{statuses:?}"
     );
 }
+
+/// A far peer's 405 to a relayed INFO reaches the phone with an `Allow` that leaves INFO out
+/// (and UPDATE, which the carrier's own Allow left out). Before, it carried the gateway's
+/// whole list: a 405 to an INFO that listed INFO, and the phone sent its next one the same
+/// way.
+#[test]
+fn a_relayed_405_does_not_list_the_refused_method() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKi405", ""));
+    let info = h.one_request(CARRIER_A, Method::Info);
+    let allow = [(Hdr::ALLOW, "INVITE, ACK, BYE, CANCEL, OPTIONS")];
+    h.recv_msg(CARRIER_A, reply(&info, 405, "carrier1", &allow, None));
+    let got = h.take_responses(PHONE);
+    assert_eq!(got.len(), 1);
+    let lines = got[0].header_lines(&Hdr::ALLOW);
+    assert_eq!(
+        lines,
+        ["INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK"],
+        "{:?}",
+        got[0]
+    );
+}
