@@ -189,6 +189,12 @@ impl AuthSession {
         self.creds = creds;
     }
 
+    /// Forget the challenges seen: later requests go without credentials until the next
+    /// challenge (after the peer refused them, the refused nonce is not sent again).
+    pub fn forget_challenges(&mut self) {
+        self.cached.clear();
+    }
+
     /// Whether later requests will carry credentials up front.
     pub fn has_cached(&self) -> bool {
         !self.cached.is_empty()

@@ -19,12 +19,12 @@ use rand::rngs::StdRng;
 
 use super::credentials::{AuthSession, Credentials, Retry};
 use crate::config::PeerName;
-use crate::sip::{Hdr, Method, Request, Response, Target};
-use granted::{bounded_secs, leading_secs};
+use crate::sip::{Method, Request, Response, Target};
+use granted::bounded_secs;
 
 mod granted;
 mod outcome;
-use outcome::sent_at;
+use outcome::{refuses_us, sent_at};
 mod params;
 mod removal;
 mod request;
@@ -32,7 +32,8 @@ mod request;
 use request::hex;
 
 pub use outcome::{
-    FIRST_BACKOFF, MAX_BACKOFF, MAX_RETRY_AFTER, MIN_GRANT, REFRESH_EARLIEST, REFRESH_PERCENT,
+    FIRST_BACKOFF, FIRST_REFUSED_BACKOFF, MAX_BACKOFF, MAX_REFUSED_BACKOFF, MAX_RETRY_AFTER,
+    MIN_GRANT, REFRESH_EARLIEST, REFRESH_PERCENT,
 };
 pub use params::{RegisterParams, RegisterPolicy};
 pub use removal::REMOVAL_TRIES;
@@ -441,28 +442,10 @@ impl Registration {
                 };
                 match self.auth.on_challenge(&sent, resp, retry, &mut self.rng) {
                     Ok(req) => self.put_in_flight(now, op, req),
-                    Err(e) => self.fail(now, op, format!("{status}: {e}"), None),
+                    Err(e) => self.refused(now, op, format!("{status}: {e}"), None),
                 }
             }
-            423 if op == Op::Register => {
-                let min = resp
-                    .header(&Hdr::named("Min-Expires"))
-                    .and_then(|v| leading_secs(&v));
-                match min {
-                    // Once at once; a registrar raising it again waits for the back-off.
-                    Some(m) if m > self.expires && m <= MAX_EXPIRES => {
-                        self.expires = m;
-                        if self.raised_423 {
-                            let why = format!("423 again (Min-Expires {})", m.as_secs());
-                            self.fail(now, op, why, None);
-                        } else {
-                            self.raised_423 = true;
-                            self.send(now, op);
-                        }
-                    }
-                    _ => self.fail(now, op, "423 without a usable Min-Expires".into(), None),
-                }
-            }
+            423 if op == Op::Register => self.interval_too_brief(now, resp),
             _ => {
                 // Longer than a u32 holds is the longest wait, not none (`fail` caps it).
                 let retry_after = resp
@@ -473,6 +456,9 @@ impl Registration {
                     Op::Unregister => {
                         let retryable = status == 408 || (500..600).contains(&status);
                         self.removal_failed(now, reason, retry_after, retryable);
+                    }
+                    Op::Register if refuses_us(status) => {
+                        self.refused(now, op, reason, retry_after)
                     }
                     Op::Register => self.fail(now, op, reason, retry_after),
                 }

@@ -16,6 +16,13 @@ pub const REFRESH_EARLIEST: u32 = 75;
 /// First back-off after a failure; doubles with every further failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// The same after the registrar refused us (credentials it took for wrong, a 403, a 404):
+/// minutes, not seconds. A carrier's fraud guard counts failed authentications (five in ten
+/// minutes is common) and bans the address, and the trunk's calls with it; 10 s steps made
+/// eleven in the first five minutes. A reload that changes the peer's `[auth]` or
+/// `[register]` registers again at once.
+pub const FIRST_REFUSED_BACKOFF: Duration = Duration::from_secs(300);
+pub const MAX_REFUSED_BACKOFF: Duration = Duration::from_secs(3600);
 /// A `Retry-After` is honoured up to this long (a registrar asking for days is ignored).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// The shortest binding taken: a registrar granting less would have us register every few
@@ -134,6 +141,61 @@ impl Registration {
         reason: String,
         retry_after: Option<Duration>,
     ) {
+        self.fail_after(now, op, reason, retry_after, backoff);
+    }
+
+    /// A REGISTER the registrar refused ([`refuses_us`], or a challenge the gateway could
+    /// not or would no more answer): down, and tried again on the slower steps of
+    /// [`FIRST_REFUSED_BACKOFF`]. The challenges seen are forgotten: the next try goes
+    /// without credentials and answers the registrar's fresh challenge, one failed
+    /// authentication if the password is still wrong, not two (before, the refused nonce
+    /// went up front again first).
+    pub(super) fn refused(
+        &mut self,
+        now: Instant,
+        op: Op,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) {
+        self.auth.forget_challenges();
+        self.fail_after(now, op, reason, retry_after, refused_backoff);
+    }
+
+    /// A 423 Interval Too Brief: the REGISTER goes again at once with its `Min-Expires`,
+    /// once; a registrar raising it again waits for the back-off. One without a usable
+    /// value (none, or past a day) is a failure, the value logged.
+    pub(super) fn interval_too_brief(&mut self, now: Instant, resp: &Response) {
+        let raw = resp.header(&crate::sip::Hdr::named("Min-Expires"));
+        match raw.as_deref().and_then(super::granted::leading_secs) {
+            Some(m) if m > self.expires && m <= super::MAX_EXPIRES => {
+                self.expires = m;
+                if self.raised_423 {
+                    let why = format!("423 again (Min-Expires {})", m.as_secs());
+                    self.fail(now, Op::Register, why, None);
+                } else {
+                    self.raised_423 = true;
+                    self.send(now, Op::Register);
+                }
+            }
+            _ => {
+                let shown: String = (raw.as_deref().unwrap_or("none").chars())
+                    .take(40)
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                let why = format!("423 without a usable Min-Expires ({shown})");
+                self.fail(now, Op::Register, why, None);
+            }
+        }
+    }
+
+    fn fail_after(
+        &mut self,
+        now: Instant,
+        op: Op,
+        reason: String,
+        retry_after: Option<Duration>,
+        steps: fn(u32) -> Duration,
+    ) {
         if op == Op::Unregister {
             self.bound_until = None;
             self.state = State::Done;
@@ -154,7 +216,7 @@ impl Registration {
             ),
             false => (1.0, 1.0),
         };
-        let step = backoff(self.failures).mul_f64(step_share);
+        let step = steps(self.failures).mul_f64(step_share);
         let retry_in = match retry_after.map(|r| r.min(MAX_RETRY_AFTER)) {
             Some(r) if r > step => r.mul_f64(after_share),
             _ => step,
@@ -170,6 +232,22 @@ impl Registration {
 pub(super) fn backoff(failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(16);
     FIRST_BACKOFF.saturating_mul(1u32 << shift).min(MAX_BACKOFF)
+}
+
+/// 5 min, 10 min, 20 min, 40 min, then every hour.
+fn refused_backoff(failures: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(16);
+    FIRST_REFUSED_BACKOFF
+        .saturating_mul(1u32 << shift)
+        .min(MAX_REFUSED_BACKOFF)
+}
+
+/// Whether a REGISTER's final `status` refuses us rather than failing for now: a 4xx but
+/// a timeout (408), an interval (423), a rate (429) or an unavailable registrar (480), and
+/// a 6xx. A 5xx and no answer are the registrar's trouble, retried sooner.
+pub(super) fn refuses_us(status: u16) -> bool {
+    matches!(status, 400..=499 if !matches!(status, 408 | 423 | 429 | 480))
+        || (600..700).contains(&status)
 }
 
 /// When the REGISTER in flight with `deadline` was sent: the registrar's clock for its

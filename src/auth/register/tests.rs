@@ -1,7 +1,8 @@
 use super::super::credentials::Secret;
 use super::super::digest::{Algorithm, split_challenges};
-use super::granted::{contact_entry, lists_ours};
+use super::granted::{contact_entry, leading_secs, lists_ours};
 use super::*;
+use crate::sip::Hdr;
 
 const PASSWORD: &str = "reg-Secret-42";
 
@@ -329,6 +330,11 @@ fn binding_expiry_without_a_successful_refresh_takes_it_down() {
     assert!(!r.is_up());
 }
 
+/// A refused password is tried again after minutes, not seconds, and without the refused
+/// nonce up front: one failed authentication a try. Before, the first retry came after
+/// 10 s and each carried the old nonce before answering the fresh challenge, two failed
+/// authentications a try: eleven in five minutes, enough for a carrier's fraud guard to ban
+/// the gateway's address (and the trunk's calls with it).
 #[test]
 fn a_refused_password_is_not_retried_in_a_loop() {
     let mut r = reg(3600);
@@ -342,8 +348,20 @@ fn a_refused_password_is_not_retried_in_a_loop() {
     assert!(r.poll_transmit().is_none());
     assert!(matches!(
         r.poll_event(),
-        Some(RegEvent::Failed { reason, retry_in }) if reason.contains("same nonce") && retry_in == FIRST_BACKOFF
+        Some(RegEvent::Failed { reason, retry_in }) if reason.contains("same nonce") && retry_in == FIRST_REFUSED_BACKOFF
     ));
+    r.handle_timeout(t0 + FIRST_REFUSED_BACKOFF);
+    let q3 = sent(&mut r);
+    assert!(q3.header(&Hdr::named("Authorization")).is_none(), "{q3:?}");
+    // A 403 is a refusal too; a 503 the registrar's trouble, on the shorter steps.
+    let t1 = t0 + FIRST_REFUSED_BACKOFF;
+    r.handle_response(t1, &answer(&q3, 403, &[]));
+    assert_eq!(r.poll_timeout(), Some(t1 + 2 * FIRST_REFUSED_BACKOFF));
+    let mut r = reg(3600);
+    r.start(t0);
+    let q = sent(&mut r);
+    r.handle_response(t0, &answer(&q, 503, &[]));
+    assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
     // Without credentials a challenge is a failure straight away.
     let mut bare = Registration::new(params(3600), None, [1; 32]).without_jitter();
     bare.start(t0);
