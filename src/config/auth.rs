@@ -149,18 +149,30 @@ pub(super) fn peer_auth(
             .map(|(t, _)| t)
             .unwrap_or(Transport::Udp),
     };
-    // The username is the user part of the address of record we register.
+    // The user part of the address of record: `user`, else the username.
+    let user = r.user.as_ref();
+    if let Some(u) = user.filter(|u| !is_uri_user(u.get_ref())) {
+        errs.push(at(
+            u.span(),
+            format!(
+                "[register] user {:?} must be a SIP URI user part",
+                u.get_ref()
+            ),
+        ));
+    }
     if enabled
+        && user.is_none()
         && let Some(a) = &file.auth
         && !is_uri_user(a.username.get_ref())
     {
         errs.push(at(
             a.username.span(),
-            "[auth] username must be a SIP URI user part to be registered with [register]".into(),
+            "[auth] username must be a SIP URI user part to be registered with [register] (or set [register] user)".into(),
         ));
     }
     let register = enabled.then_some(RegisterPolicy {
         expires,
+        user: user.map(|u| u.get_ref().clone()),
         contact_user,
         transport,
     });

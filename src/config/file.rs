@@ -325,6 +325,7 @@ pub struct RegisterSection {
     /// Unset: warned of (a section that looks configured and does nothing).
     pub enabled: Option<bool>,
     pub expires_s: Option<Spanned<u64>>,
+    pub user: Option<Spanned<String>>,
     pub contact_user: Option<Spanned<String>>,
     pub transport: Option<Spanned<String>>,
 }

@@ -12,6 +12,9 @@ use crate::sip::{Target, Transport};
 pub struct RegisterPolicy {
     /// Expiry asked for.
     pub expires: Duration,
+    /// User part of the address of record (`[register] user`), when not the `[auth]`
+    /// username (a carrier whose authentication id is not the number registered).
+    pub user: Option<String>,
     /// User part of the Contact we register.
     pub contact_user: String,
     /// Transport toward the registrar (the profile address's unless set).
@@ -37,8 +40,8 @@ pub struct RegisterParams {
 
 impl RegisterParams {
     /// The registration of `profile`. `advertise` is `[sip] advertise`; `local_port` the port
-    /// of the gateway's listener for the policy's transport. The AOR user is the `[auth]`
-    /// username when there is one, else the contact user.
+    /// of the gateway's listener for the policy's transport. The AOR user is the policy's
+    /// `user`, else the `[auth]` username when there is one, else the contact user.
     pub fn for_profile(
         profile: &Profile,
         policy: &RegisterPolicy,
@@ -53,8 +56,8 @@ impl RegisterParams {
         } else {
             advertise.to_string()
         };
-        let user = creds
-            .map(|c| c.username.as_str())
+        let user = (policy.user.as_deref())
+            .or(creds.map(|c| c.username.as_str()))
             .unwrap_or(&policy.contact_user);
         RegisterParams {
             peer: profile.name.clone(),

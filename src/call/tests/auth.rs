@@ -276,6 +276,7 @@ fn registering() -> Config {
     let mut q = (**p).clone();
     q.register = Some(crate::auth::RegisterPolicy {
         expires: Duration::from_secs(3600),
+        user: None,
         contact_user: "trunkuser".into(),
         transport: Transport::Udp,
     });

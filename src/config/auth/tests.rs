@@ -75,6 +75,7 @@ fn auth_and_register_with_defaults() {
         policy,
         &RegisterPolicy {
             expires: Duration::from_secs(3600),
+            user: None,
             contact_user: "4420001".into(),
             transport: Transport::Udp,
         }
@@ -92,6 +93,39 @@ fn auth_and_register_with_defaults() {
     assert_eq!(p.contact, "sip:4420001@127.0.0.1:5060");
     assert_eq!(p.sent_by, "127.0.0.1:5060");
     assert_eq!(p.target.addr, "127.0.0.3:5060".parse().unwrap());
+}
+
+/// A carrier whose authentication id is not the number registered (an account name, an
+/// address-shaped id): `[register] user` is the address of record's user, the username
+/// still answers the challenges. Before, the address of record was always the username,
+/// and one with an `@` was refused: such a trunk could not be registered at all.
+#[test]
+fn the_registered_user_may_differ_from_the_username() {
+    let dir = tree(
+        GATEWAY,
+        "[auth]\nusername = \"acct-7@itsp.example\"\npassword = \"p\"\n\n[register]\nenabled = true\nuser = \"+4420001\"\n",
+        0o600,
+    );
+    let l = load(&dir).unwrap();
+    let c = itsp(&l).auth.clone().unwrap();
+    assert_eq!(c.username, "acct-7@itsp.example");
+    let policy = itsp(&l).register.as_ref().unwrap();
+    let p = RegisterParams::for_profile(itsp(&l), policy, Some(&c), "127.0.0.1", 5060);
+    assert_eq!(p.aor, "sip:+4420001@sip.itsp.example");
+    assert_eq!(
+        p.contact, "sip:trunkgate@127.0.0.1:5060",
+        "no contact user from the username"
+    );
+    let bad = tree(
+        GATEWAY,
+        "[register]\nenabled = true\nuser = \"a b\"\n",
+        0o600,
+    );
+    let e = load(&bad).unwrap_err();
+    assert!(
+        e.contains("itsp.toml:8:8: [register] user \"a b\" must be a SIP URI user part"),
+        "{e}"
+    );
 }
 
 #[test]
