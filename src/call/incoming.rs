@@ -81,7 +81,11 @@ impl B2bua {
                         self.reject_malformed(&req, source, 400, "no transaction key")
                     }
                     Some(Message::Response(resp)) => {
-                        self.on_stray_response(now, resp, source, false)
+                        let how = crate::call::orphan::Unwanted {
+                            offerless: false,
+                            hang_up: true,
+                        };
+                        self.on_stray_response(now, resp, source, how)
                     }
                     None => {}
                 }

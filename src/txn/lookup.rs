@@ -56,6 +56,28 @@ impl TxnLayer {
         }
     }
 
+    /// Whether client transaction `id`'s user handled a 2xx with To tag `tag` before,
+    /// noting that it has now: a copy of one handled while its call was up (the call's own
+    /// dialog, or a fork hung up) or after (ACKed and hung up then) is ACKed again after
+    /// the call is gone, not hung up a second time. `false` for no such transaction, and
+    /// for each tag past the [`HANDLED_TAGS`] noted (hung up again: harmless).
+    pub fn handled_2xx_before(&mut self, id: TxnId, tag: &str) -> bool {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        // (0 marks a free place: a tag hashing to it counts as another.)
+        let h =
+            std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), tag).max(1);
+        let tags = e.handled_2xx.get_or_insert_with(Box::default);
+        if tags.contains(&h) {
+            return true;
+        }
+        if let Some(free) = tags.iter_mut().find(|t| **t == 0) {
+            *free = h;
+        }
+        false
+    }
+
     /// Where a transaction's messages go.
     pub fn target(&self, id: TxnId) -> Option<Target> {
         self.entries.get(&id).map(|e| e.target)
@@ -105,3 +127,9 @@ pub(super) fn client_key(key: TransactionKey) -> TransactionKey {
         legacy => legacy,
     }
 }
+
+/// How many 2xx To tags a client INVITE transaction notes (its forks that answered).
+pub const HANDLED_TAGS: usize = 4;
+
+/// The noted tags' hashes, 0 where none is.
+pub(super) type Handled2xx = [u64; HANDLED_TAGS];

@@ -141,6 +141,9 @@ struct Entry {
     /// What it adds to [`TxnLayer::server_retained`] (a server transaction's entry, key and
     /// kept responses; 0 for a client's), as last counted.
     counted: usize,
+    /// A client INVITE's: the To tags (hashed) of the 2xx its user has handled
+    /// ([`TxnLayer::handled_2xx_before`]).
+    handled_2xx: Option<Box<lookup::Handled2xx>>,
 }
 
 impl Entry {
@@ -393,6 +396,7 @@ impl TxnLayer {
             timers: [None; 3],
             filed: None,
             counted: 0,
+            handled_2xx: None,
         };
         e.counted = e.retained();
         self.server_retained += e.counted;

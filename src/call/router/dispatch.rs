@@ -199,18 +199,28 @@ impl B2bua {
         let Some(&(r, role)) = self.env.owners.get(&id) else {
             return;
         };
-        if self.calls.contains_key(&r) {
-            self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
-        } else if matches!(
+        let invite = matches!(
             role,
             TxnRole::Invite(_) | TxnRole::Relay | TxnRole::Refresh(_)
-        ) && let Some(target) = self.env.txn.target(id)
-        {
+        );
+        // A 2xx of a dialog this transaction's user handled before is a copy.
+        let again = invite
+            && resp.is_success()
+            && resp
+                .to_tag()
+                .is_some_and(|t| self.env.txn.handled_2xx_before(id, &t));
+        if self.calls.contains_key(&r) {
+            self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
+        } else if invite && let Some(target) = self.env.txn.target(id) {
             // Its call is gone. A 2xx to an INVITE (a re-INVITE's too: its ACK may have
-            // been lost) still needs ACK and BYE (the ACK answering an offer in it when
-            // ours went without one).
-            let offerless = self.env.txn.sent_without_sdp(id).unwrap_or(false);
-            self.on_stray_response(now, resp, target, offerless);
+            // been lost) still needs ACK (answering an offer in it when ours went without
+            // one), and BYE unless it is a copy of one handled: that dialog was ended or
+            // hung up then (before, each copy got a BYE of its own).
+            let how = crate::call::orphan::Unwanted {
+                offerless: self.env.txn.sent_without_sdp(id).unwrap_or(false),
+                hang_up: !again,
+            };
+            self.on_stray_response(now, resp, target, how);
         }
     }
 
@@ -224,13 +234,13 @@ impl B2bua {
 
     /// A response no live call step expects. A 2xx to an INVITE is the one that matters: a
     /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE
-    /// (`offerless`: the INVITE it answers is known to have gone without SDP).
+    /// (`how`: whether the INVITE it answers went without SDP, and whether to hang up).
     pub(in crate::call) fn on_stray_response(
         &mut self,
         now: Instant,
         resp: Response,
         source: Target,
-        offerless: bool,
+        how: crate::call::orphan::Unwanted,
     ) {
         let cseq = match resp.cseq() {
             Some((n, Method::Invite)) if resp.is_success() => n,
@@ -255,12 +265,7 @@ impl B2bua {
                 c.ack_again_on(cx, side, cseq, &resp);
             }),
             None => {
-                let env = &mut self.env;
-                let how = crate::call::orphan::Unwanted {
-                    offerless,
-                    hang_up: true,
-                };
-                crate::call::orphan::ack_and_bye(env, now, &resp, cseq, source, how);
+                crate::call::orphan::ack_and_bye(&mut self.env, now, &resp, cseq, source, how);
             }
         }
     }

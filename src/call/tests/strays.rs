@@ -257,3 +257,70 @@ fn a_2xx_for_no_call_from_a_peers_address_outside_its_match_is_acked_and_hung_up
     let methods: Vec<Method> = sent.iter().map(|r| r.method()).collect();
     assert_eq!(methods, vec![Method::Ack, Method::Bye]);
 }
+
+/// Copies of a 2xx the call handled (hung up a fork, or the dialog its CANCEL crossed) that
+/// come after the call is forgotten, within the INVITE's transaction (our ACK lost), get
+/// the ACK again and no BYE; a dialog first seen after the call is gone gets one BYE, its
+/// copies the ACK alone. Before, every copy got a BYE of its own, each against the orphan
+/// budget, for a dialog hung up already.
+#[test]
+fn copies_of_a_handled_2xx_after_the_call_is_gone_get_no_second_bye() {
+    let methods = |v: Vec<Request>| v.iter().map(|r| r.method()).collect::<Vec<_>>();
+    let contact = [(Hdr::CONTACT, "<sip:x@127.0.0.3>")];
+    // The caller's CANCEL crosses the callee's 200: ACK and BYE, the BYE answered.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("cx1", "z9hG4bKcx1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &[], None));
+    h.recv(PHONE, &cancel_text("cx1", "z9hG4bKcx1"));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    let ok = reply(&inv, 200, "t1", &contact, Some(SDP));
+    h.recv_msg(CARRIER_A, ok.clone());
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "t1", &[], None));
+    let sent = h.requests_to(CARRIER_A);
+    let bye = sent.iter().find(|r| r.method() == Method::Bye).unwrap();
+    h.recv_msg(CARRIER_A, reply(bye, 200, "t1", &[], None));
+    h.advance(Duration::from_secs(1));
+    h.recv_msg(CARRIER_A, ok);
+    assert_eq!(methods(h.requests_to(CARRIER_A)), [Method::Ack]);
+    assert_eq!(h.cdrs.len(), 1);
+    // CANCEL, the 487, then another branch's 200: that dialog is hung up once.
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("cx2", "z9hG4bKcx2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
+    h.recv(PHONE, &cancel_text("cx2", "z9hG4bKcx2"));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "t2", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "t2", &[], None));
+    h.take(CARRIER_A);
+    let late = reply(&inv, 200, "t2b", &contact, Some(SDP));
+    h.recv_msg(CARRIER_A, late.clone());
+    assert_eq!(
+        methods(h.requests_to(CARRIER_A)),
+        [Method::Ack, Method::Bye]
+    );
+    h.recv_msg(CARRIER_A, late);
+    assert_eq!(methods(h.requests_to(CARRIER_A)), [Method::Ack]);
+    // A second fork hung up while the call was up, its 2xx again after the call ended.
+    let mut h = H::new();
+    let (inv, ok) = answered_call(&mut h);
+    let fork = reply(
+        &inv,
+        200,
+        "fork2",
+        &[(Hdr::CONTACT, "<sip:f2@127.0.0.3>")],
+        Some(SDP),
+    );
+    h.recv_msg(CARRIER_A, fork.clone());
+    for r in h.requests_to(CARRIER_A) {
+        if r.method() == Method::Bye {
+            h.recv_msg(CARRIER_A, reply(&r, 200, "fork2", &[], None));
+        }
+    }
+    h.recv(PHONE, &phone_bye(&ok.to_tag().unwrap(), 2, "z9hG4bKcx3"));
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "carrier1", &[], None));
+    h.recv_msg(CARRIER_A, fork);
+    assert_eq!(methods(h.requests_to(CARRIER_A)), [Method::Ack]);
+}
