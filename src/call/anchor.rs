@@ -19,6 +19,7 @@ mod emit;
 mod exchange;
 mod hold;
 mod plan;
+mod ports;
 use addresses::within;
 pub(super) use body::{carries_sdp, may_offer, readable_type};
 pub(super) use exchange::Exchange;
@@ -99,8 +100,15 @@ impl Call {
             .filter(|_| offer.is_none());
         // An offer is held to its sender's `[media] max_streams` (a peer's share of the port
         // pool); an answer relays no stream its offer did not.
+        // An offer in a response cannot be refused (its answer goes in the ACK): its streams
+        // past `max_streams`, or past what the pool can give, are refused in the SDP and
+        // the streams the call has go on. Before, every stream of it was refused, the
+        // call's audio with them.
+        let binding = exchange == Exchange::OfferInResponse;
+        let cap = (binding && last_offer.is_none()).then(|| self.offer_max_streams(from, callee));
         let mb = match &last_offer {
             Some((_, sections)) => MediaBody::read_answer(ct, body, sections),
+            None if binding => MediaBody::read(ct, body, usize::MAX),
             None if offer.is_some() => {
                 MediaBody::read(ct, body, self.offer_max_streams(from, callee))
             }
@@ -112,7 +120,7 @@ impl Call {
             Ok(None) => return Ok(None),
             Err(e) => return Err(AnchorError::Unreadable(e)),
         };
-        let (mb, relayed): (MediaBody, Vec<bool>) = match last_offer {
+        let (mb, mut relayed): (MediaBody, Vec<bool>) = match last_offer {
             Some(offered) => {
                 let relayed = mb
                     .streams
@@ -127,6 +135,13 @@ impl Call {
                 (mb, relayed)
             }
         };
+        if let Some(cap) = cap {
+            relayed
+                .iter_mut()
+                .filter(|r| **r)
+                .skip(cap)
+                .for_each(|r| *r = false);
+        }
         // A relayed stream whose address is of the other family than the relay's: nothing
         // is sent there, and a leg latched to its SDP's address (`latch = "sdp-ip"`) is
         // never heard either; a new call's offer from such a leg is refused (488), and
@@ -204,40 +219,13 @@ impl Call {
             media.remote.b.resize(n, None);
             media.uses.resize(n, StreamUse::default());
         }
-        // A stream refused now (port 0, or gone) gives its ports to a new active one: a UA
-        // that turns video off and on appends m= lines (RFC 3264 §8.2), and offers that keep
-        // adding streams must not take the pool. So a call never holds more streams' ports
-        // than the most any one SDP of it had active (at most `max_streams`).
-        let mut spare: Vec<usize> = (0..media.pairs.len())
-            .filter(|i| media.pairs[*i].is_some())
-            .filter(|i| !relayed.get(*i).copied().unwrap_or(false))
-            .collect();
-        for (i, r) in relayed.iter().enumerate() {
-            if *r
-                && media.pairs[i].is_none()
-                && let Some(j) = spare.pop()
-            {
-                media.pairs[i] = media.pairs[j].take();
-                // A new stream on those ports: nothing agreed about it yet.
-                media.uses[i] = StreamUse::default();
-                media.uses[j] = StreamUse::default();
+        match ports::give(media, &mut cx.env.pool, &mut relayed, from, binding) {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(call_id = %self.a.call_id, "no ports left for some new streams of an offer in a response: they are refused, the others go on");
+                (self.events).push_once(super::events::CallEvent::MediaPortsExhausted);
             }
-        }
-        // Ports only for relayed streams that have none yet, all or nothing; a stream refused
-        // with port 0, or over a transport the relay cannot carry (TCP/MSRP, say), gets none
-        // (and keeps what it had until the call ends or another stream takes them).
-        let wanted: Vec<usize> = (0..n)
-            .filter(|i| relayed[*i] && media.pairs[*i].is_none())
-            .collect();
-        if !wanted.is_empty() {
-            let got = cx
-                .env
-                .pool
-                .alloc_pairs(wanted.len())
-                .ok_or(AnchorError::NoPorts)?;
-            for (i, pair) in wanted.into_iter().zip(got) {
-                media.pairs[i] = Some(pair);
-            }
+            Err(()) => return Err(AnchorError::NoPorts),
         }
         media.heard[from] = true;
         // What the leg says it does takes effect with the answer: a refused offer changes

@@ -2654,3 +2654,75 @@ fn a_2xx_without_sdp_completes_the_last_reliable_answer_of_its_dialog() {
     assert_eq!(h.relay_pairs()[0].b_remote, moved, "and stays there");
     assert!(h.cdrs.is_empty());
 }
+
+/// The phone asks for an offer (a re-INVITE without SDP) and the carrier's 200 offers its
+/// audio and adds video while the pool is dry, or more streams than `max_streams`: only the
+/// streams past what can be relayed are refused in the offer the phone gets (an offer in a
+/// response cannot be refused with 488), the call's audio goes on. Before, every stream of
+/// it was refused: the phone answered the audio with port 0 too and the call went silent.
+#[test]
+fn an_offer_in_a_response_past_the_pool_or_max_streams_keeps_the_calls_audio() {
+    let m_lines = |b: &[u8]| -> Vec<String> {
+        (String::from_utf8_lossy(b).lines())
+            .filter(|l| l.starts_with("m="))
+            .map(str::to_string)
+            .collect()
+    };
+    for (case, extra) in [
+        ("dry", "m=video 5006 RTP/AVP 96\r\n"),
+        (
+            "many",
+            "m=video 5006 RTP/AVP 96\r\nm=video 5008 RTP/AVP 96\r\nm=audio 5010 RTP/AVP 0\r\nm=audio 5012 RTP/AVP 0\r\n",
+        ),
+    ] {
+        let mut h = anchored();
+        h.recv(PHONE, &invite_text(case, "z9hG4bKlo1", "+8610123", ""));
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let ok = h.carrier_answers(&inv, "c", SDP);
+        let tag = ok.to_tag().unwrap();
+        h.recv(
+            PHONE,
+            &from_phone_in(case, "ACK", &tag, 1, "z9hG4bKlo1a", ""),
+        );
+        h.take(CARRIER_A);
+        if case == "dry" {
+            while h.core.env.pool.alloc_pairs(1).is_some() {}
+        }
+        h.recv(
+            PHONE,
+            &from_phone_in(case, "INVITE", &tag, 2, "z9hG4bKlo2", ""),
+        );
+        let re = h.one_request(CARRIER_A, Method::Invite);
+        let offer = format!("{}{extra}", SDP.replace("o=- 1 1", "o=- 1 2"));
+        h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&offer)));
+        let to_phone = h.response_with(PHONE, 200, "the offer");
+        let lines = m_lines(to_phone.body());
+        assert!(!lines[0].starts_with("m=audio 0 "), "{case}: {lines:?}");
+        let refused = lines
+            .iter()
+            .skip(1)
+            .filter(|l| l.contains(" 0 RTP"))
+            .count();
+        // Dry, the video; else the fifth stream (past `max_streams`) and the two the test
+        // pool has no ports for (it holds two streams' ports).
+        let expected = if case == "dry" { 1 } else { 3 };
+        assert_eq!(refused, expected, "{case}: {lines:?}");
+        // The phone answers the audio, and the carrier's ACK carries it on a port.
+        let answer = format!(
+            "{}{}",
+            SDP.replace("o=- 1 1", "o=- 1 2"),
+            lines[1..]
+                .iter()
+                .map(|l| format!("{}\r\n", l.replacen(|c: char| c.is_ascii_digit(), "0", 1)))
+                .collect::<String>()
+        );
+        h.recv(
+            PHONE,
+            &from_phone_in(case, "ACK", &tag, 2, "z9hG4bKlo2a", &answer),
+        );
+        let ack = h.one_request(CARRIER_A, Method::Ack);
+        let acked = m_lines(ack.body());
+        assert!(!acked[0].starts_with("m=audio 0 "), "{case}: {acked:?}");
+        assert!(h.relay_pairs()[0].active, "{case}");
+    }
+}
