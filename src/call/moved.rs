@@ -33,9 +33,12 @@ pub fn same_peer(
 
 /// A reload that moved peers while calls were up: calls numbered below `before` began
 /// before it, `calls` of them are still up, and `old` is the configuration it replaced.
+/// `first`: `before`, or that of the oldest reload folded into this one (see
+/// [`Env::note_moved`]), reported as the reload's number to the shell.
 #[derive(Debug, Clone)]
 pub struct Moved {
     pub before: super::CallRef,
+    pub first: super::CallRef,
     pub calls: usize,
     pub old: Arc<Config>,
 }
@@ -49,15 +52,28 @@ impl Env {
     }
 
     /// A reload moved peers with `calls` calls up, numbered below `before`, replacing
-    /// `old`. Past [`MAX_MOVED_RELOADS`] the oldest is forgotten: its calls are the fewest
-    /// still up (the oldest), while the configuration this reload replaced is the one every
-    /// call begun since the last reload began with. (Before, this one's was dropped and the
-    /// latest widened: its peers' answers to those calls went unheard.)
+    /// `old`. Past [`MAX_MOVED_RELOADS`] the oldest configuration is forgotten: its calls
+    /// are the fewest still up (the oldest), while the configuration this reload replaced
+    /// is the one every call begun since the last reload began with. (Before, this one's
+    /// was dropped and the latest widened: its peers' answers to those calls went
+    /// unheard.) Its place is not: the next reload, whose calls include its calls, lasts at
+    /// least as long and reports its number (`first`), so the shell keeps hearing where
+    /// its peers were (before, the shell forgot those networks and closed their TCP
+    /// connections while their calls were up).
     pub fn note_moved(&mut self, before: super::CallRef, calls: usize, old: Arc<Config>) {
-        if self.moved.len() >= MAX_MOVED_RELOADS {
-            self.moved.pop_front();
+        if self.moved.len() >= MAX_MOVED_RELOADS
+            && let Some(oldest) = self.moved.pop_front()
+            && let Some(next) = self.moved.front_mut()
+        {
+            next.first = next.first.min(oldest.first);
         }
-        self.moved.push_back(Moved { before, calls, old });
+        let first = before;
+        self.moved.push_back(Moved {
+            before,
+            first,
+            calls,
+            old,
+        });
     }
 
     /// Call `r` is gone: one fewer up for each reload it was up at.

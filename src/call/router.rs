@@ -225,7 +225,7 @@ impl B2bua {
     /// The oldest reload that moved peers and still has calls up, by the number below which
     /// its calls began (see [`super::cx::Env::moved`]); `None`: none has.
     pub fn moved_since(&self) -> Option<CallRef> {
-        self.env.moved.front().map(|m| m.before)
+        self.env.moved.front().map(|m| m.first)
     }
 
     /// The number the next call gets: a reload now counts the calls numbered below it.

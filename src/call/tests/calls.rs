@@ -1328,6 +1328,67 @@ fn past_the_moved_reloads_bound_the_newest_replaced_configuration_is_kept() {
     assert!(Arc::ptr_eq(&moved.front().unwrap().old, &configs[1]));
 }
 
+/// A call up since before the first of 65 reloads that moved peers: the core forgets the
+/// first reload's configuration, but still reports the first reload's number to the shell
+/// while that call lasts (the shell keeps hearing where that reload's peers were, their TCP
+/// connections too), folded into the second's (while the calls of either are up), and the
+/// third's once they end. Before, the 65th reported the second reload's number, and the
+/// shell forgot the first's networks with their call up.
+#[test]
+fn past_the_moved_reloads_bound_the_oldest_calls_reload_is_still_reported() {
+    let mut h = H::with(config_with(|_, p| p.probe = None));
+    let (_inv, ok) = answered_call(&mut h);
+    let first_tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &first_tag, 1, "z9hG4bKfa1", ""));
+    let mut befores = Vec::new();
+    let mut between = Vec::new();
+    for i in 0..=crate::call::MAX_MOVED_RELOADS {
+        befores.push(h.core.next_call_ref());
+        let net = format!("10.2.{}.{}/32", i / 256, i % 256);
+        let cfg = config_with(move |n, p| {
+            p.probe = None;
+            if n == "carrier-b" {
+                p.matches = vec![net.parse().unwrap()];
+            }
+        });
+        assert!(h.reload(Arc::new(cfg)));
+        // A call between reloads, up until the end: the next reload counts it.
+        let id = format!("between{i}");
+        h.recv(
+            PHONE,
+            &invite_text(&id, &format!("z9hG4bK{id}"), "+8610123", ""),
+        );
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        let answered = h.carrier_answers(&inv, &format!("c{i}"), SDP);
+        let tag = answered.to_tag().unwrap();
+        h.recv(
+            PHONE,
+            &from_phone_in(&id, "ACK", &tag, 1, &format!("z9hG4bKa{id}"), ""),
+        );
+        between.push((id, tag, format!("c{i}")));
+        h.sent.clear();
+        // (Within the phone's rate.)
+        h.advance(Duration::from_millis(200));
+    }
+    assert_eq!(h.core.moved_since(), Some(befores[0]));
+    let hang_up = |h: &mut H, id: &str, tag: &str, far: &str| {
+        let branch = format!("z9hG4bKb{}", id.replace(['@', '.'], ""));
+        h.recv(PHONE, &from_phone_in(id, "BYE", tag, 2, &branch, ""));
+        let bye = h.one_request(CARRIER_A, Method::Bye);
+        h.recv_msg(CARRIER_A, reply(&bye, 200, far, &[], None));
+        h.advance(Duration::from_secs(40));
+    };
+    hang_up(&mut h, "call-1@127.0.0.2", &first_tag, "carrier1");
+    assert_eq!(
+        h.core.moved_since(),
+        Some(befores[0]),
+        "the second's call is up"
+    );
+    let (id, tag, far) = between[0].clone();
+    hang_up(&mut h, &id, &tag, &far);
+    assert_eq!(h.core.moved_since(), Some(befores[2]));
+}
+
 /// A call refused before it exists (no route: 404) is told its cause as one refused later
 /// is (`[causes] send_reason`): before, only refusals made once the call existed said it.
 #[test]

@@ -38,7 +38,9 @@ impl Departed {
 
     /// The departed networks of a reload with the calls numbered below `before` up. Past
     /// [`MAX_MOVED_RELOADS`] they join the latest's, which then lasts as long as this one's
-    /// calls (as the core widens its count), and past [`MAX_DEPARTED`] the oldest go.
+    /// calls (the core folds its oldest reload into the next, reporting the oldest's number
+    /// while either's calls last: `Env::note_moved`), and past [`MAX_DEPARTED`] the oldest
+    /// go.
     pub(crate) fn with(&self, before: CallRef, nets: Vec<IpNet>) -> Departed {
         let mut reloads = self.reloads.clone();
         let full = reloads.len() >= MAX_MOVED_RELOADS;
