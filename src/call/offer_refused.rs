@@ -32,10 +32,17 @@ impl Call {
         }
         let Some(standing) = rel.standing.as_deref() else {
             // A re-INVITE without SDP asked for an offer: one the far leg made in a
-            // provisional is not taken either. (Only an INVITE's answers carry one: an
-            // INFO's failure says nothing of an offer pending meanwhile.)
-            if rel.method == Method::Invite {
-                self.drop_offer_of(cx, rel.origin.other());
+            // provisional is not taken either, and what it changed goes back (before, only
+            // its addresses did: a resume offered in a 183 left a held call timed as a live
+            // one, and SRTP named there stopped its recording). (Only an INVITE's answers
+            // carry one: an INFO's failure says nothing of an offer pending meanwhile.)
+            let far = rel.origin.other();
+            let offered = (self.media.as_ref().and_then(|m| m.proposed.as_ref()))
+                .is_some_and(|(s, _)| *s == far);
+            match &rel.media_before {
+                Some(before) if offered => self.media_as_before(cx, before),
+                _ if rel.method == Method::Invite => self.drop_offer_of(cx, far),
+                _ => {}
             }
             return;
         };

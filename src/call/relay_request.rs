@@ -330,6 +330,9 @@ impl Call {
         }
         self.carry_identity(&cx.env.local, other, &mut out);
         self.sign(cx, other, &mut out);
+        let media_before = (method == Method::Invite && !anchor::carries_sdp(&out))
+            .then(|| self.media.as_deref().cloned().map(Box::new))
+            .flatten();
         let relayed = Relayed {
             origin: side,
             origin_txn: id,
@@ -339,6 +342,7 @@ impl Call {
             heard: false,
             cancelled: false,
             standing,
+            media_before,
             retried_422: false,
         };
         if relayed.method == Method::Refer {

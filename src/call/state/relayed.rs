@@ -23,6 +23,10 @@ pub struct Relayed {
     /// When it carried an offer: what it may change, put back if it is refused, since a
     /// refused offer changes nothing (RFC 3264 §8).
     pub standing: Option<Box<Standing>>,
+    /// A re-INVITE without SDP on an anchored call: the streams before it. An offer the far
+    /// leg makes in a provisional (binding there, RFC 3264) changes them; the re-INVITE
+    /// failing puts them back whole (kinds, directions, timeouts, the offer's shape).
+    pub media_before: Option<Box<MediaState>>,
     /// Sent again after the far peer's 422 (once: RFC 4028 §7.4).
     pub retried_422: bool,
 }

@@ -2726,3 +2726,60 @@ fn an_offer_in_a_response_past_the_pool_or_max_streams_keeps_the_calls_audio() {
         assert!(h.relay_pairs()[0].active, "{case}");
     }
 }
+
+/// A held call; the phone asks for an offer (a re-INVITE without SDP) to resume, the carrier
+/// offers in a 183 (sendrecv, SRTP), then refuses the re-INVITE: the call is as it was, held
+/// (timed by the hold timeout) and its stream plain RTP. Before, only the stream's addresses
+/// went back: the relay was told the live call's 30 s timeout for a held call (released as
+/// `rtp_timeout` 30 s later) and the stream stayed SRTP (not recorded, not repacketised).
+#[test]
+fn an_offer_in_a_183_to_a_failed_reinvite_without_sdp_changes_nothing() {
+    let last = |h: &H| {
+        h.media.iter().rev().find_map(|m| match m {
+            MediaAction::Relay {
+                rtp_timeout, pairs, ..
+            } => Some((*rtp_timeout, pairs[0].kind, pairs[0].flowing)),
+            _ => None,
+        })
+    };
+    let mut h = with_hold_timeout();
+    h.recv(PHONE, &invite_text("h183", "z9hG4bKh1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("h183", "ACK", &tag, 1, "z9hG4bKh1a", ""),
+    );
+    let hold = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=sendonly\r\n");
+    h.recv(
+        PHONE,
+        &from_phone_in("h183", "INVITE", &tag, 2, "z9hG4bKh2", &hold),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let held = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("PCMU/8000\r\n", "PCMU/8000\r\na=recvonly\r\n");
+    h.recv_msg(CARRIER_A, reply(&re, 200, "c", &[], Some(&held)));
+    h.recv(
+        PHONE,
+        &from_phone_in("h183", "ACK", &tag, 2, "z9hG4bKh2a", ""),
+    );
+    let before = last(&h);
+    assert_eq!(before.map(|b| b.0), Some(Some(Duration::from_secs(3600))));
+    h.recv(
+        PHONE,
+        &from_phone_in("h183", "INVITE", &tag, 3, "z9hG4bKh3", ""),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let offer = SDP.replace("o=- 1 1", "o=- 1 3").replace(
+        "m=audio 4000 RTP/AVP 0\r\n",
+        "m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
+    );
+    h.recv_msg(CARRIER_A, reply(&re, 183, "c", &[], Some(&offer)));
+    h.recv_msg(CARRIER_A, reply(&re, 500, "c", &[], None));
+    assert_eq!(last(&h), before);
+    assert_eq!(before.map(|b| b.1), Some(crate::media::StreamKind::Rtp));
+}
