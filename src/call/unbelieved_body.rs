@@ -27,14 +27,31 @@ impl B2bua {
         if !isdn::may_carry(ct.as_deref()) {
             return msg;
         }
-        // Through the front, the peer it names (a response too: its stamp).
-        let ip = match &msg {
-            Message::Request(r) => Some(self.env.origin_ip(r, source)),
-            Message::Response(r) => self.env.response_origin_ip(r, source),
+        // A request in a call's dialog is judged by that call's peer for its side: a reload
+        // that put the sender's address in another profile's `match` does not change whose
+        // call it is (before, a believed PBX's INFO lost its ISUP once its address fell in
+        // a profile not believed). Else, through the front, the peer it names (a response
+        // too: its stamp).
+        let in_call = match &msg {
+            Message::Request(r) if r.to_tag().is_some() => {
+                self.dialog_named_by(r).and_then(|(call, side)| {
+                    Some(self.calls.get(&call)?.profile(side)?.headers.trust_asserted)
+                })
+            }
+            _ => None,
         };
-        let believed = (ip.and_then(|ip| self.env.cfg.peer_at(ip)))
-            .and_then(|name| self.env.cfg.profile(name))
-            .is_none_or(|p| p.headers.trust_asserted);
+        let believed = match in_call {
+            Some(believed) => believed,
+            None => {
+                let ip = match &msg {
+                    Message::Request(r) => Some(self.env.origin_ip(r, source)),
+                    Message::Response(r) => self.env.response_origin_ip(r, source),
+                };
+                (ip.and_then(|ip| self.env.cfg.peer_at(ip)))
+                    .and_then(|name| self.env.cfg.profile(name))
+                    .is_none_or(|p| p.headers.trust_asserted)
+            }
+        };
         if believed {
             return msg;
         }

@@ -157,7 +157,7 @@ impl B2bua {
 
     /// The call and leg whose dialog a request in a dialog names: its Call-ID, our tag in
     /// its To, the peer's in its From.
-    fn dialog_named_by(&self, req: &Request) -> Option<(CallRef, Side)> {
+    pub(in crate::call) fn dialog_named_by(&self, req: &Request) -> Option<(CallRef, Side)> {
         let (call_id, tag) = (
             req.call_id().unwrap_or_default(),
             req.to_tag().unwrap_or_default(),

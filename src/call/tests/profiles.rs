@@ -1513,3 +1513,31 @@ fn privacy_and_priority_reach_a_trunk_only_as_their_senders_may_ask() {
     let kept = both("", ";privacy=full").expect("the first kept");
     assert!(kept.contains("8888") && !kept.contains("9999"), "{kept}");
 }
+
+/// A believed PBX's call: after a reload that no longer believes its address's profile, an
+/// ISUP body in an INFO of that call still goes on, judged by the call's own peer (as a
+/// reload changes nothing else of a call). Before, the edge judged it by the profile its
+/// address now falls in, and withheld it.
+#[test]
+fn a_calls_isup_is_judged_by_its_own_peer_after_a_reload() {
+    let mut h = H::new();
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
+    let info = |cseq: u32, branch: &str| {
+        from_phone("INFO", &tag, cseq, branch, "\x01\x00\x49\x00").replace(
+            "Content-Type: application/sdp",
+            "Content-Type: application/isup;version=itu-t92+",
+        )
+    };
+    let mut cfg = config_with(|n, p| {
+        if n == "pbx" {
+            p.headers.trust_asserted = false;
+        }
+    });
+    cfg.link_dial_plans();
+    assert!(h.reload(Arc::new(cfg)));
+    h.take(CARRIER_A);
+    h.recv(PHONE, &info(2, "z9hG4bKisr1"));
+    let relayed = h.one_request(CARRIER_A, Method::Info);
+    assert_eq!(relayed.body().as_ref(), b"\x01\x00\x49\x00");
+}
