@@ -107,6 +107,10 @@ pub struct Limits {
     /// Peers a reload renamed while they had calls up: the old name's calls count against
     /// the new name's gate, until the last of them ends (one entry per renamed peer).
     renamed: HashMap<PeerName, Renamed>,
+    /// Peers a reload removed with calls up and that no reload has renamed yet: their last
+    /// profile, so a later reload that brings them back under a new name (removed at one
+    /// reload, added at the next) is still seen as a rename.
+    departed: HashMap<PeerName, std::sync::Arc<crate::config::Profile>>,
     /// `[cdr] refused_rate`, and each peer's bucket of CDRs for refused INVITEs (made at the
     /// first refusal; one per profile at most).
     refused_rate: Option<NonZeroU32>,
@@ -123,6 +127,7 @@ impl Limits {
             global,
             peers: HashMap::default(),
             renamed: HashMap::default(),
+            departed: HashMap::default(),
             refused_rate: cfg.cdr_refused_rate,
             refusal_cdrs: HashMap::default(),
         };
@@ -182,13 +187,22 @@ impl Limits {
         // after.
         self.peers
             .retain(|name, g| cfg.profiles.contains_key(name) || g.active > 0);
+        for name in self.peers.keys().filter(|n| !cfg.profiles.contains_key(*n)) {
+            if let Some(was) = old.profiles.get(name) {
+                self.departed.insert(name.clone(), was.clone());
+            }
+        }
+        let peers = &self.peers;
+        self.departed
+            .retain(|name, _| peers.contains_key(name) && !cfg.profiles.contains_key(name));
         self.refusal_cdrs
             .retain(|name, _| cfg.profiles.contains_key(name));
     }
 
     /// A profile `cfg` no longer has, with calls up, and exactly one profile new to `cfg`
     /// with its address and its `match` networks: the same peer renamed (customers' profiles
-    /// behind one upstream address differ in their networks). Its calls count against the new name's
+    /// behind one upstream address differ in their networks), or removed at an earlier reload
+    /// and back under a new name at this one (`departed`). Its calls count against the new name's
     /// `max_calls` (not from zero, which would let the peer carry twice its limit until
     /// they end), and so does its rest after a 503.
     fn rename_from(&mut self, old: &Config, cfg: &Config) {
@@ -197,7 +211,12 @@ impl Limits {
             .map(|(n, _)| n.clone())
             .collect();
         for name in gone {
-            let Some(was) = old.profiles.get(&name) else {
+            let Some(was) = old
+                .profiles
+                .get(&name)
+                .or(self.departed.get(&name))
+                .cloned()
+            else {
                 continue;
             };
             let mut new = (cfg.profiles.values())

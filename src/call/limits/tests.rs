@@ -77,6 +77,35 @@ fn a_renamed_peers_calls_count_under_its_new_name() {
     assert_eq!(l.active(&old), 1, "its call still counts for it");
 }
 
+/// A rename over two reloads (the peer removed at one, back under a new name at the next)
+/// still counts its calls up against the new name's `max_calls`; and the removed peer's
+/// profile is forgotten with its last call. Before, only a rename within one reload was
+/// seen: the new name started from none, the peer over its limit.
+#[test]
+fn a_rename_over_two_reloads_counts_the_calls_under_the_new_name() {
+    let base = crate::call::tests::config();
+    let before = carrier_b_as(&base, "carrier-b", 2);
+    let mut between = before.clone();
+    between.profiles.retain(|n, _| n.0.as_ref() != "carrier-b");
+    let after = carrier_b_as(&base, "carrier-z", 2);
+    let (old, new) = (PeerName("carrier-b".into()), PeerName("carrier-z".into()));
+    let mut l = Limits::new(&before);
+    let mut now = Instant::now();
+    for _ in 0..2 {
+        now += std::time::Duration::from_secs(1);
+        assert!(l.admit_call(now, &old, 0).is_ok());
+    }
+    l.reconfigure(&before, &between);
+    l.reconfigure(&between, &after);
+    now += std::time::Duration::from_secs(1);
+    assert_eq!(l.admit_call(now, &new, 2), Err(Over::MaxCalls));
+    l.release(&old);
+    l.release(&old);
+    l.reconfigure(&after, &after);
+    assert!(l.departed.is_empty() && l.renamed.is_empty());
+    assert!(l.admit_call(now, &new, 0).is_ok());
+}
+
 /// Renamed twice, and back: the calls follow each name, and count once.
 #[test]
 fn a_peer_renamed_and_back_counts_each_call_once() {
