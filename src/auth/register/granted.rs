@@ -99,9 +99,11 @@ pub(super) fn contact_entry(e: &str) -> (String, Option<Duration>) {
     };
     let expires = params.split(';').find_map(|p| {
         let (k, v) = p.split_once('=')?;
+        // (Quoted by some registrars, against the grammar: read all the same, else the
+        // hour asked was taken for a grant of minutes and the binding lapsed.)
         k.trim()
             .eq_ignore_ascii_case("expires")
-            .then(|| leading_secs(v))
+            .then(|| leading_secs(v.trim().trim_matches('"')))
             .flatten()
     });
     (uri.trim().to_string(), expires)

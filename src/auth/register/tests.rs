@@ -668,6 +668,11 @@ fn contact_entries_are_read_with_and_without_brackets() {
         ("sip:gw@h".into(), Some(Duration::from_secs(7)))
     );
     assert_eq!(contact_entry("<sip:gw@h>"), ("sip:gw@h".into(), None));
+    // A quoted value (against the grammar, seen from registrars): before, no grant read.
+    assert_eq!(
+        contact_entry("<sip:gw@h>;expires=\"300\""),
+        ("sip:gw@h".into(), Some(Duration::from_secs(300)))
+    );
     assert_eq!(leading_secs(" 42;x"), Some(Duration::from_secs(42)));
     assert_eq!(leading_secs("99999999999"), None);
     assert_eq!(leading_secs("x"), None);
