@@ -69,9 +69,11 @@ pub struct Transmit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegEvent {
     /// The registrar accepted the binding for `expires`; `refresh_in` until we renew it.
+    /// `service_route`: its `Service-Route` (RFC 3608), the routes our requests to it take.
     Registered {
         expires: Duration,
         refresh_in: Duration,
+        service_route: Box<[Box<str>]>,
     },
     /// An attempt failed; the next one is in `retry_in`. The registration is down.
     Failed { reason: String, retry_in: Duration },

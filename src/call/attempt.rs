@@ -133,6 +133,18 @@ impl Call {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;
             }
+            // The peer's registrar's `Service-Route` (RFC 3608 §6: an IMS network's S-CSCF)
+            // goes on its calls' INVITEs as their route; not through a front, which routes
+            // by the peer it is told (`Env::toward`) and would take the Route's first hop.
+            if let Some(routes) =
+                (cx.env.service_routes.get(&name)).filter(|_| cx.env.cfg.front.is_none())
+                && let Err(e) = (routes.iter()).try_for_each(|r| {
+                    invite.insert_header_before_length(&Hdr::ROUTE, r.to_string())
+                })
+            {
+                warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
+                continue;
+            }
             if let Err(e) = self.offer_callers_session(cx, &peer, &mut invite) {
                 warn!(peer = %name, error = %e, "cannot build INVITE; trying next peer");
                 continue;

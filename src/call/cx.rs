@@ -86,6 +86,8 @@ pub struct Env {
     pub ended_calls: usize,
     /// `[limits]`: calls per second and at once, gateway-wide and per peer.
     pub limits: Limits,
+    /// Each registering peer's `Service-Route` from its registrar's last 2xx (RFC 3608).
+    pub service_routes: HashMap<crate::config::PeerName, Box<[Box<str>]>>,
     /// `[sip] ping_s`: the pinged peers, and which are down.
     pub health: super::peer_health::PeerHealth,
     /// CDRs can be written (else new calls get 503, without a CDR of their own).

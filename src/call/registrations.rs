@@ -410,12 +410,21 @@ impl Registrations {
                     RegEvent::Registered {
                         expires,
                         refresh_in,
-                    } => info!(
-                        peer = %reg.peer(),
-                        expires_s = expires.as_secs(),
-                        refresh_in_s = refresh_in.as_secs(),
-                        "registered"
-                    ),
+                        service_route,
+                    } => {
+                        info!(
+                            peer = %reg.peer(),
+                            expires_s = expires.as_secs(),
+                            refresh_in_s = refresh_in.as_secs(),
+                            service_route = service_route.len(),
+                            "registered"
+                        );
+                        // Each 2xx's replaces the last (RFC 3608 §6); one without none.
+                        match service_route.is_empty() {
+                            true => env.service_routes.remove(reg.peer()),
+                            false => env.service_routes.insert(reg.peer().clone(), service_route),
+                        };
+                    }
                     RegEvent::Failed { reason, retry_in } => warn!(
                         peer = %reg.peer(),
                         retry_in_s = retry_in.as_secs(),
@@ -427,6 +436,8 @@ impl Registrations {
         }
         let before = self.regs.len();
         self.regs.retain(|e| !e.reg.is_done());
+        let regs = &self.regs;
+        (env.service_routes).retain(|peer, _| regs.iter().any(|e| e.reg.peer() == peer));
         // A REGISTER of a registration that ended (handed over by a reload while it was
         // out) is given up: its retransmissions must not bind the contact again later.
         if self.regs.len() < before {

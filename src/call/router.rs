@@ -102,6 +102,7 @@ impl B2bua {
                 clock: (now, wall_now),
                 draining: false,
                 moved: Default::default(),
+                service_routes: Default::default(),
                 ended_calls: 0,
                 limits,
                 health: Default::default(),

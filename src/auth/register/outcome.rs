@@ -127,6 +127,7 @@ impl Registration {
         self.event(RegEvent::Registered {
             expires: granted,
             refresh_in,
+            service_route: service_route(resp),
         });
     }
 
@@ -288,4 +289,36 @@ impl Registration {
             soon
         })
     }
+}
+
+/// The most `Service-Route` entries taken, and the longest: an IMS registrar names one or
+/// two proxies; more is not a route the gateway will preload on every INVITE.
+const MAX_SERVICE_ROUTES: usize = 8;
+const MAX_SERVICE_ROUTE_LEN: usize = 512;
+
+/// The `Service-Route` of a REGISTER's 2xx (RFC 3608 §6), in order: the routes the
+/// registrar's network wants the gateway's requests to it to take (an IMS S-CSCF), preloaded
+/// as `Route` on its calls' INVITEs. None when it names more, or longer ones, than taken, or
+/// one that is not a `<sip:…>` or `<sips:…>` URI with `lr` (a strict router is not preloaded).
+fn service_route(resp: &Response) -> Box<[Box<str>]> {
+    let lines = resp.header_lines(&crate::sip::Hdr::named("Service-Route"));
+    let entries: Vec<String> = (lines.iter())
+        .flat_map(|l| crate::sip::split_header_list(l))
+        .map(|e| e.trim().to_string())
+        .collect();
+    let usable = |e: &String| {
+        let lower = e.to_ascii_lowercase();
+        e.len() <= MAX_SERVICE_ROUTE_LEN
+            && (lower.starts_with("<sip:") || lower.starts_with("<sips:"))
+            && lower.contains(";lr")
+            && !e.chars().any(|c| c.is_control())
+    };
+    if entries.len() > MAX_SERVICE_ROUTES || !entries.iter().all(usable) {
+        tracing::warn!(
+            entries = entries.len(),
+            "the registrar's Service-Route is not taken (too many entries, too long, or not loose-routing SIP URIs)"
+        );
+        return Box::default();
+    }
+    entries.into_iter().map(String::into_boxed_str).collect()
 }

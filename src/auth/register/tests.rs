@@ -114,7 +114,8 @@ fn challenge_then_refresh_at_85_percent_with_credentials_up_front() {
         r.poll_event(),
         Some(RegEvent::Registered {
             expires: Duration::from_secs(600),
-            refresh_in: Duration::from_secs(510)
+            refresh_in: Duration::from_secs(510),
+            service_route: Box::default(),
         })
     );
     assert!(r.poll_transmit().is_none());

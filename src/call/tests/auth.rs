@@ -1701,3 +1701,47 @@ fn a_registration_timer_that_panics_rests_rather_than_firing_for_ever() {
     // (With its retransmissions: the stand-in registrar does not answer it.)
     assert!(!h.take_requests(CARRIER_A, Method::Register).is_empty());
 }
+
+/// An IMS registrar's `Service-Route` (RFC 3608) in its 200 to our REGISTER: the peer's
+/// calls' INVITEs (and their CANCELs) carry it as their Route, in order; the next 200
+/// without one leaves them without. One the gateway will not preload (a strict router, no
+/// `lr`) is not taken. Before, it was ignored and an S-CSCF that enforces it refused the
+/// calls.
+#[test]
+fn a_registrars_service_route_is_the_route_of_the_peers_invites() {
+    let routes = |r: &Request| r.header_lines(&Hdr::ROUTE);
+    let mut h = H::with(registering());
+    h.apply();
+    let reg = h.one_request(CARRIER_A, Method::Register);
+    let contact = "<sip:trunkuser@127.0.0.1:5060>;expires=3600";
+    let sr = [
+        (Hdr::CONTACT, contact),
+        (
+            Hdr::named("Service-Route"),
+            "<sip:orig@scscf1.ims.example;lr>, <sip:x@icscf.ims.example;lr>",
+        ),
+    ];
+    h.recv_msg(CARRIER_A, reply(&reg, 200, "reg1", &sr, None));
+    h.recv(PHONE, &invite_text("sr1", "z9hG4bKsr1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        routes(&inv).join(", "),
+        "<sip:orig@scscf1.ims.example;lr>, <sip:x@icscf.ims.example;lr>"
+    );
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "c1", &[], None));
+    h.recv(PHONE, &cancel_text("sr1", "z9hG4bKsr1"));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    assert_eq!(routes(&cancel), routes(&inv));
+    // The refresh's 200 names a strict router: nothing is preloaded any more.
+    h.advance(Duration::from_secs(3100));
+    let refresh = h.take_requests(CARRIER_A, Method::Register).pop().unwrap();
+    let strict = [
+        (Hdr::CONTACT, contact),
+        (Hdr::named("Service-Route"), "<sip:scscf2.ims.example>"),
+    ];
+    h.recv_msg(CARRIER_A, reply(&refresh, 200, "reg1", &strict, None));
+    h.take(CARRIER_A);
+    h.recv(PHONE, &invite_text("sr2", "z9hG4bKsr2", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(routes(&inv).is_empty(), "{inv:?}");
+}
