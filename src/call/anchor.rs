@@ -272,6 +272,18 @@ impl Call {
                 _ => None,
             };
         }
+        // A relayed stream with no address (a host name, which the relay does not look up,
+        // or no `c=`): said once a call per side (before, a trunk's hostname moved its
+        // audio nowhere without a word).
+        let nameless =
+            (mb.streams.iter().zip(&relayed)).any(|(e, r)| *r && e.ip.is_none() && e.port != 0);
+        if nameless
+            && self
+                .events
+                .push_once(super::events::CallEvent::MediaNoAddress(from))
+        {
+            warn!(call_id = %self.a.call_id, ?from, "SDP names no IP address for a stream (a host name in c=, or no c=): the relay sends that leg nothing until it hears it, and takes nothing from it under latch = \"sdp-ip\"");
+        }
         // An address outside the peer's `[media] networks` is kept (the relay's wait for
         // its source and its source check both refuse it: `emit_relay`) and reported, once
         // a call per side: a peer repeats it in every refresh.

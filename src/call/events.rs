@@ -74,6 +74,10 @@ pub enum CallEvent {
     /// This side's SDP named media in the other IP family than the relay's, in an answer
     /// (an offer so written is refused): that leg gets no audio through the relay.
     MediaOtherFamily(Side),
+    /// This side's SDP named no IP address for a relayed stream (a host name in `c=`, or no
+    /// `c=`): nothing is sent to that leg until its packets are heard, and none are taken
+    /// from it under `latch = "sdp-ip"`.
+    MediaNoAddress(Side),
     /// This side's REFER was relayed and accepted (2xx) by the other leg: a transfer.
     Transfer(Side),
     /// The transferee's last report on a transfer (`Subscription-State: terminated`): the
@@ -115,6 +119,7 @@ impl fmt::Display for CallEvent {
             CallEvent::RecordingEncrypted => f.write_str("recording_encrypted"),
             CallEvent::RecordingRemoved => f.write_str("recording_removed"),
             CallEvent::MediaOtherFamily(side) => write!(f, "media_other_family_{}", side.party()),
+            CallEvent::MediaNoAddress(side) => write!(f, "media_no_address_{}", side.party()),
             CallEvent::Transfer(side) => write!(f, "transfer_by_{}", side.party()),
             CallEvent::TransferResult(status) => write!(f, "transfer_result_{status}"),
         }

@@ -2783,3 +2783,33 @@ fn an_offer_in_a_183_to_a_failed_reinvite_without_sdp_changes_nothing() {
     assert_eq!(last(&h), before);
     assert_eq!(before.map(|b| b.1), Some(crate::media::StreamKind::Rtp));
 }
+
+/// The callee's SDP names its media host by name (RFC 8866 allows it; the relay does not
+/// look names up): the call goes on, and its CDR says `media_no_address_callee`, once.
+/// Before, nothing said why that leg had no audio.
+#[test]
+fn an_sdp_host_name_is_said_in_the_cdr() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("hn1", "z9hG4bKhn1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let named = SDP.replace("c=IN IP4 192.0.2.10", "c=IN IP4 media.carrier.example");
+    let ok = h.carrier_answers(&inv, "c", &named);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("hn1", "ACK", &tag, 1, "z9hG4bKhn1a", ""),
+    );
+    h.recv(
+        PHONE,
+        &from_phone_in("hn1", "BYE", &tag, 2, "z9hG4bKhn1b", ""),
+    );
+    let bye = h.one_request(CARRIER_A, Method::Bye);
+    h.recv_msg(CARRIER_A, reply(&bye, 200, "c", &[], None));
+    let cdr = h.cdrs.iter().find(|c| c.call_id == "hn1").unwrap();
+    let said = cdr
+        .events
+        .iter()
+        .filter(|e| *e == "media_no_address_callee")
+        .count();
+    assert_eq!(said, 1, "{:?}", cdr.events);
+}
