@@ -85,7 +85,7 @@ impl B2bua {
                             offerless: false,
                             hang_up: true,
                         };
-                        self.on_stray_response(now, resp, source, how)
+                        self.on_stray_response(now, resp, source, how);
                     }
                     None => {}
                 }

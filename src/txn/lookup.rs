@@ -56,26 +56,31 @@ impl TxnLayer {
         }
     }
 
-    /// Whether client transaction `id`'s user handled a 2xx with To tag `tag` before,
-    /// noting that it has now: a copy of one handled while its call was up (the call's own
-    /// dialog, or a fork hung up) or after (ACKed and hung up then) is ACKed again after
-    /// the call is gone, not hung up a second time. `false` for no such transaction, and
-    /// for each tag past the [`HANDLED_TAGS`] noted (hung up again: harmless).
-    pub fn handled_2xx_before(&mut self, id: TxnId, tag: &str) -> bool {
+    /// Whether client transaction `id`'s user handled a 2xx with To tag `tag` before
+    /// ([`TxnLayer::note_handled_2xx`]): a copy of one handled while its call was up (the
+    /// call's own dialog, or a fork hung up) or after (ACKed and hung up then) is ACKed
+    /// again after the call is gone, not hung up a second time. `false` for no such
+    /// transaction.
+    pub fn handled_2xx(&self, id: TxnId, tag: &str) -> bool {
+        let h = tag_hash(tag);
+        (self.entries.get(&id))
+            .is_some_and(|e| e.handled_2xx.as_ref().is_some_and(|t| t.contains(&h)))
+    }
+
+    /// Client transaction `id`'s user has handled (ACKed, and hung up or kept) a 2xx with
+    /// To tag `tag`. Past [`HANDLED_TAGS`] tags a transaction notes no more (a copy of such
+    /// a one is hung up again: harmless).
+    pub fn note_handled_2xx(&mut self, id: TxnId, tag: &str) {
+        let h = tag_hash(tag);
         let Some(e) = self.entries.get_mut(&id) else {
-            return false;
+            return;
         };
-        // (0 marks a free place: a tag hashing to it counts as another.)
-        let h =
-            std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), tag).max(1);
         let tags = e.handled_2xx.get_or_insert_with(Box::default);
-        if tags.contains(&h) {
-            return true;
-        }
-        if let Some(free) = tags.iter_mut().find(|t| **t == 0) {
+        if !tags.contains(&h)
+            && let Some(free) = tags.iter_mut().find(|t| **t == 0)
+        {
             *free = h;
         }
-        false
     }
 
     /// Where a transaction's messages go.
@@ -133,3 +138,9 @@ pub const HANDLED_TAGS: usize = 4;
 
 /// The noted tags' hashes, 0 where none is.
 pub(super) type Handled2xx = [u64; HANDLED_TAGS];
+
+/// A To tag's hash for [`Handled2xx`] (0 marks a free place: a tag hashing to it counts as
+/// another).
+fn tag_hash(tag: &str) -> u64 {
+    std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), tag).max(1)
+}

@@ -142,7 +142,7 @@ struct Entry {
     /// kept responses; 0 for a client's), as last counted.
     counted: usize,
     /// A client INVITE's: the To tags (hashed) of the 2xx its user has handled
-    /// ([`TxnLayer::handled_2xx_before`]).
+    /// ([`TxnLayer::handled_2xx`]).
     handled_2xx: Option<Box<lookup::Handled2xx>>,
 }
 

@@ -203,14 +203,19 @@ impl B2bua {
             role,
             TxnRole::Invite(_) | TxnRole::Relay | TxnRole::Refresh(_)
         );
-        // A 2xx of a dialog this transaction's user handled before is a copy.
-        let again = invite
-            && resp.is_success()
-            && resp
-                .to_tag()
-                .is_some_and(|t| self.env.txn.handled_2xx_before(id, &t));
+        // A 2xx to an INVITE of a dialog this transaction's user handled before is a copy.
+        let tag =
+            (invite && resp.is_success() && resp.cseq().is_some_and(|c| c.1 == Method::Invite))
+                .then(|| resp.to_tag())
+                .flatten();
+        let again = tag
+            .as_ref()
+            .is_some_and(|t| self.env.txn.handled_2xx(id, t));
         if self.calls.contains_key(&r) {
             self.with_call(r, now, |c, cx| c.on_client_response(cx, id, role, resp));
+            if let Some(t) = &tag {
+                self.env.txn.note_handled_2xx(id, t);
+            }
         } else if invite && let Some(target) = self.env.txn.target(id) {
             // Its call is gone. A 2xx to an INVITE (a re-INVITE's too: its ACK may have
             // been lost) still needs ACK (answering an offer in it when ours went without
@@ -220,7 +225,13 @@ impl B2bua {
                 offerless: self.env.txn.sent_without_sdp(id).unwrap_or(false),
                 hang_up: !again,
             };
-            self.on_stray_response(now, resp, target, how);
+            // Noted once ACKed (and hung up): one the orphans' budget or a source check
+            // left unanswered gets both with a later copy.
+            if self.on_stray_response(now, resp, target, how)
+                && let Some(t) = &tag
+            {
+                self.env.txn.note_handled_2xx(id, t);
+            }
         }
     }
 
@@ -235,18 +246,19 @@ impl B2bua {
     /// A response no live call step expects. A 2xx to an INVITE is the one that matters: a
     /// retransmission gets our ACK again, and a dialog nobody will use gets ACK and BYE
     /// (`how`: whether the INVITE it answers went without SDP, and whether to hang up).
+    /// Whether it was answered so (not dropped).
     pub(in crate::call) fn on_stray_response(
         &mut self,
         now: Instant,
         resp: Response,
         source: Target,
         how: crate::call::orphan::Unwanted,
-    ) {
+    ) -> bool {
         let cseq = match resp.cseq() {
             Some((n, Method::Invite)) if resp.is_success() => n,
             _ => {
                 debug!(%source, status = resp.status(), "stray response dropped");
-                return;
+                return false;
             }
         };
         let known = resp
@@ -260,13 +272,13 @@ impl B2bua {
             // the response's source, the front is taken at its word.)
             Some((r, side)) if from.is_some_and(|ip| !self.is_leg_peer(r, side, ip)) => {
                 debug!(%source, "2xx in a dialog of another peer dropped");
+                false
             }
-            Some((r, side)) => self.with_call(r, now, |c, cx| {
-                c.ack_again_on(cx, side, cseq, &resp);
-            }),
-            None => {
-                crate::call::orphan::ack_and_bye(&mut self.env, now, &resp, cseq, source, how);
+            Some((r, side)) => {
+                self.with_call(r, now, |c, cx| c.ack_again_on(cx, side, cseq, &resp));
+                true
             }
+            None => crate::call::orphan::ack_and_bye(&mut self.env, now, &resp, cseq, source, how),
         }
     }
 

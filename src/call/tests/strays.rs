@@ -324,3 +324,36 @@ fn copies_of_a_handled_2xx_after_the_call_is_gone_get_no_second_bye() {
     h.recv_msg(CARRIER_A, fork);
     assert_eq!(methods(h.requests_to(CARRIER_A)), [Method::Ack]);
 }
+
+/// A fork's first 2xx after the call is gone that the orphans' budget leaves unanswered
+/// (a flood of spoofed 2xx used it up) is answered, ACK and BYE, when it comes again: a 2xx
+/// counts as handled only once it was. Before the fix to this, its first sight was noted at
+/// once, and every copy got the ACK alone: the callee's fork stayed up, silent.
+#[test]
+fn a_2xx_the_budget_left_unanswered_is_hung_up_when_it_comes_again() {
+    let contact = [(Hdr::CONTACT, "<sip:x@127.0.0.3>")];
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("bg1", "z9hG4bKbg1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &[], None));
+    h.recv(PHONE, &cancel_text("bg1", "z9hG4bKbg1"));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "t1", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "t1", &[], None));
+    for i in 0..crate::call::orphan::ORPHANS_PER_SECOND {
+        h.recv(CARRIER_A, &orphan_200(&format!("forged{i}@127.0.0.1")));
+    }
+    h.take(CARRIER_A);
+    let late = reply(&inv, 200, "t1b", &contact, Some(SDP));
+    h.recv_msg(CARRIER_A, late.clone());
+    assert!(h.requests_to(CARRIER_A).is_empty(), "over the budget");
+    h.advance(Duration::from_secs(1));
+    h.take(CARRIER_A);
+    h.recv_msg(CARRIER_A, late);
+    let methods: Vec<Method> = h
+        .requests_to(CARRIER_A)
+        .iter()
+        .map(|r| r.method())
+        .collect();
+    assert_eq!(methods, [Method::Ack, Method::Bye]);
+}
