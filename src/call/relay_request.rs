@@ -330,6 +330,14 @@ impl Call {
         }
         self.carry_identity(&cx.env.local, other, &mut out);
         self.sign(cx, other, &mut out);
+        // Another offer relayed while a re-INVITE without SDP waits (an UPDATE, RFC 3311)
+        // makes that re-INVITE's snapshot stale: its failure then drops only the far leg's
+        // offer, as before snapshots were taken.
+        if standing.is_some() {
+            for (_, r) in &mut self.relayed {
+                r.media_before = None;
+            }
+        }
         let media_before = (method == Method::Invite && !anchor::carries_sdp(&out))
             .then(|| self.media.as_deref().cloned().map(Box::new))
             .flatten();

@@ -2813,3 +2813,42 @@ fn an_sdp_host_name_is_said_in_the_cdr() {
         .count();
     assert_eq!(said, 1, "{:?}", cdr.events);
 }
+
+/// The phone's re-INVITE without SDP waits; meanwhile its UPDATE moves its media and the
+/// carrier takes it; then the carrier offers in a 183 and refuses the re-INVITE: the relay
+/// stays at the UPDATE's address. (Putting back the streams as they were before the
+/// re-INVITE would undo the UPDATE the two legs agreed on.)
+#[test]
+fn an_update_agreed_while_a_reinvite_without_sdp_waits_survives_its_failure() {
+    let mut h = anchored();
+    h.recv(PHONE, &invite_text("up1", "z9hG4bKup1", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "c", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("up1", "ACK", &tag, 1, "z9hG4bKup1a", ""),
+    );
+    h.take(CARRIER_A);
+    h.recv(
+        PHONE,
+        &from_phone_in("up1", "INVITE", &tag, 2, "z9hG4bKup2", ""),
+    );
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    let moved = SDP
+        .replace("o=- 1 1", "o=- 1 2")
+        .replace("m=audio 4000", "m=audio 4010");
+    h.recv(
+        PHONE,
+        &from_phone_in("up1", "UPDATE", &tag, 3, "z9hG4bKup3", &moved),
+    );
+    let up = h.one_request(CARRIER_A, Method::Update);
+    let answer = SDP.replace("o=- 1 1", "o=- 1 2");
+    h.recv_msg(CARRIER_A, reply(&up, 200, "c", &[], Some(&answer)));
+    let a_after_update = h.relay_pairs()[0].a_remote;
+    assert_eq!(a_after_update.map(|a| a.port()), Some(4010));
+    let offer = SDP.replace("o=- 1 1", "o=- 1 3");
+    h.recv_msg(CARRIER_A, reply(&re, 183, "c", &[], Some(&offer)));
+    h.recv_msg(CARRIER_A, reply(&re, 500, "c", &[], None));
+    assert_eq!(h.relay_pairs()[0].a_remote, a_after_update);
+}
