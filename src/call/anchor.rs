@@ -100,10 +100,11 @@ impl Call {
             .filter(|_| offer.is_none());
         // An offer is held to its sender's `[media] max_streams` (a peer's share of the port
         // pool); an answer relays no stream its offer did not.
-        // An offer in a response cannot be refused (its answer goes in the ACK): its streams
-        // past `max_streams`, or past what the pool can give, are refused in the SDP and
-        // the streams the call has go on. Before, every stream of it was refused, the
-        // call's audio with them.
+        // An offer in a response to a re-INVITE cannot be refused (its answer goes in the
+        // ACK): its streams past `max_streams`, or past what the pool can give, are refused
+        // in the SDP and the streams the call has go on. Before, every stream of it was
+        // refused, the call's audio with them. (A new call's late offer past `max_streams`
+        // fails the call before this: `unreadable_sdp`.)
         let binding = exchange == Exchange::OfferInResponse;
         let cap = (binding && last_offer.is_none()).then(|| self.offer_max_streams(from, callee));
         let mb = match &last_offer {
@@ -136,11 +137,8 @@ impl Call {
             }
         };
         if let Some(cap) = cap {
-            relayed
-                .iter_mut()
-                .filter(|r| **r)
-                .skip(cap)
-                .for_each(|r| *r = false);
+            let pairs = self.media.as_ref().map_or(&[][..], |m| &m.pairs[..]);
+            ports::cap(&mut relayed, cap, pairs);
         }
         // A relayed stream whose address is of the other family than the relay's: nothing
         // is sent there, and a leg latched to its SDP's address (`latch = "sdp-ip"`) is

@@ -73,3 +73,32 @@ pub(super) fn give(
     }
     Ok(all)
 }
+
+/// Keep at most `cap` of `relayed`'s streams: those that hold ports already first (the
+/// call's live audio, wherever its `m=` line now is), then the others in order.
+pub(super) fn cap(relayed: &mut [bool], cap: usize, pairs: &[Option<(u16, u16)>]) {
+    let holds = |i: usize| pairs.get(i).is_some_and(Option::is_some);
+    let mut left = cap;
+    for first in [true, false] {
+        for (i, r) in relayed.iter_mut().enumerate() {
+            if *r && holds(i) == first {
+                match left.checked_sub(1) {
+                    Some(l) => left = l,
+                    None => *r = false,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The streams holding ports stay, whatever their place; then the others in order.
+    #[test]
+    fn the_cap_keeps_the_streams_with_ports_first() {
+        let mut relayed = [true, true, true, false, true];
+        let pairs = [None, None, Some((1, 2)), None, Some((3, 4))];
+        super::cap(&mut relayed, 3, &pairs);
+        assert_eq!(relayed, [true, false, true, false, true]);
+    }
+}
