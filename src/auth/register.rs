@@ -134,7 +134,9 @@ pub struct Registration {
     /// The last REGISTER failed: the binding may still be held (a refused refresh does not
     /// remove it), but the registration is not working, and says so.
     failing: bool,
+    /// Failures in a row since the last success; of them, refusals (their own steps).
     failures: u32,
+    refusals: u32,
     /// Shutdown came while a REGISTER was out: its `Expires: 0` goes once that REGISTER
     /// has ended (RFC 3261 §10.2: one REGISTER at a time; sent at once, the removal could
     /// reach the registrar first, and the REGISTER's retransmission bind the contact anew).
@@ -175,6 +177,7 @@ impl Registration {
             bound_until: None,
             failing: false,
             failures: 0,
+            refusals: 0,
             leave_next: false,
             removal: removal::Removal::default(),
             outbox: VecDeque::new(),

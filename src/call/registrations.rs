@@ -436,8 +436,10 @@ impl Registrations {
         }
         let before = self.regs.len();
         self.regs.retain(|e| !e.reg.is_done());
-        let regs = &self.regs;
-        (env.service_routes).retain(|peer, _| regs.iter().any(|e| e.reg.peer() == peer));
+        if self.regs.len() < before && !env.service_routes.is_empty() {
+            let peers: HashSet<&PeerName> = self.regs.iter().map(|e| e.reg.peer()).collect();
+            env.service_routes.retain(|peer, _| peers.contains(peer));
+        }
         // A REGISTER of a registration that ended (handed over by a reload while it was
         // out) is given up: its retransmissions must not bind the contact again later.
         if self.regs.len() < before {

@@ -118,6 +118,7 @@ impl Registration {
         };
         let refresh_in = granted * share / 1000;
         self.failures = 0;
+        self.refusals = 0;
         self.failing = false;
         self.raised_423 = false;
         self.bound_until = Some(later(sent_at, granted));
@@ -159,7 +160,10 @@ impl Registration {
         retry_after: Option<Duration>,
     ) {
         self.auth.forget_challenges();
-        self.fail_after(now, op, reason, retry_after, refused_backoff);
+        // (Counted apart: a refusal after an outage's timeouts waits its own first step.)
+        self.refusals = self.refusals.saturating_add(1);
+        let steps = refused_backoff(self.refusals);
+        self.fail_after(now, op, reason, retry_after, move |_| steps);
     }
 
     /// A 423 Interval Too Brief: the REGISTER goes again at once with its `Min-Expires`,
@@ -195,7 +199,7 @@ impl Registration {
         op: Op,
         reason: String,
         retry_after: Option<Duration>,
-        steps: fn(u32) -> Duration,
+        steps: impl FnOnce(u32) -> Duration,
     ) {
         if op == Op::Unregister {
             self.bound_until = None;
@@ -306,12 +310,19 @@ fn service_route(resp: &Response) -> Box<[Box<str>]> {
         .flat_map(|l| crate::sip::split_header_list(l))
         .map(|e| e.trim().to_string())
         .collect();
+    // `<sip:…;lr>`: `lr` a parameter of the URI itself, inside the brackets (one after
+    // them is the header's, and the next hop would take the route for a strict router's).
     let usable = |e: &String| {
-        let lower = e.to_ascii_lowercase();
-        e.len() <= MAX_SERVICE_ROUTE_LEN
-            && (lower.starts_with("<sip:") || lower.starts_with("<sips:"))
-            && lower.contains(";lr")
-            && !e.chars().any(|c| c.is_control())
+        let uri = (e.strip_prefix('<'))
+            .and_then(|rest| rest.split_once('>'))
+            .map(|(uri, _)| uri.to_ascii_lowercase());
+        let loose = uri.as_deref().is_some_and(|u| {
+            (u.starts_with("sip:") || u.starts_with("sips:"))
+                && u.split(';')
+                    .skip(1)
+                    .any(|p| p == "lr" || p.starts_with("lr="))
+        });
+        e.len() <= MAX_SERVICE_ROUTE_LEN && loose && !e.chars().any(|c| c.is_control())
     };
     if entries.len() > MAX_SERVICE_ROUTES || !entries.iter().all(usable) {
         tracing::warn!(

@@ -363,6 +363,20 @@ fn a_refused_password_is_not_retried_in_a_loop() {
     let q = sent(&mut r);
     r.handle_response(t0, &answer(&q, 503, &[]));
     assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
+    // After an outage's failures, the first refusal waits its own first step, not the hour
+    // the failures' count would make it.
+    let mut now;
+    for _ in 0..5 {
+        now = r.poll_timeout().unwrap();
+        r.handle_timeout(now);
+        let q = sent(&mut r);
+        r.handle_response(now, &answer(&q, 503, &[]));
+    }
+    now = r.poll_timeout().unwrap();
+    r.handle_timeout(now);
+    let q = sent(&mut r);
+    r.handle_response(now, &answer(&q, 403, &[]));
+    assert_eq!(r.poll_timeout(), Some(now + FIRST_REFUSED_BACKOFF));
     // Without credentials a challenge is a failure straight away.
     let mut bare = Registration::new(params(3600), None, [1; 32]).without_jitter();
     bare.start(t0);

@@ -1732,12 +1732,13 @@ fn a_registrars_service_route_is_the_route_of_the_peers_invites() {
     h.recv(PHONE, &cancel_text("sr1", "z9hG4bKsr1"));
     let cancel = h.one_request(CARRIER_A, Method::Cancel);
     assert_eq!(routes(&cancel), routes(&inv));
-    // The refresh's 200 names a strict router: nothing is preloaded any more.
+    // The refresh's 200 names a strict router (its `lr` outside the URI, the header's):
+    // nothing is preloaded any more.
     h.advance(Duration::from_secs(3100));
     let refresh = h.take_requests(CARRIER_A, Method::Register).pop().unwrap();
     let strict = [
         (Hdr::CONTACT, contact),
-        (Hdr::named("Service-Route"), "<sip:scscf2.ims.example>"),
+        (Hdr::named("Service-Route"), "<sip:scscf2.ims.example>;lr"),
     ];
     h.recv_msg(CARRIER_A, reply(&refresh, 200, "reg1", &strict, None));
     h.take(CARRIER_A);
