@@ -42,12 +42,7 @@ fn a_renamed_peers_calls_count_under_its_new_name() {
     let before = carrier_b_as(&base, "carrier-b", 2);
     let after = carrier_b_as(&base, "carrier-z", 2);
     let (old, new) = (PeerName("carrier-b".into()), PeerName("carrier-z".into()));
-    let mut l = Limits::new(&before);
-    let mut now = Instant::now();
-    for _ in 0..2 {
-        now += std::time::Duration::from_secs(1);
-        assert!(l.admit_call(now, &old, 0).is_ok());
-    }
+    let (mut l, mut now) = two_calls_of(&before, &old);
     l.reconfigure(&before, &after);
     now += std::time::Duration::from_secs(1);
     assert_eq!(l.admit_call(now, &new, 2), Err(Over::MaxCalls));
@@ -89,12 +84,7 @@ fn a_rename_over_two_reloads_counts_the_calls_under_the_new_name() {
     between.profiles.retain(|n, _| n.0.as_ref() != "carrier-b");
     let after = carrier_b_as(&base, "carrier-z", 2);
     let (old, new) = (PeerName("carrier-b".into()), PeerName("carrier-z".into()));
-    let mut l = Limits::new(&before);
-    let mut now = Instant::now();
-    for _ in 0..2 {
-        now += std::time::Duration::from_secs(1);
-        assert!(l.admit_call(now, &old, 0).is_ok());
-    }
+    let (mut l, mut now) = two_calls_of(&before, &old);
     l.reconfigure(&before, &between);
     l.reconfigure(&between, &after);
     now += std::time::Duration::from_secs(1);
@@ -145,4 +135,15 @@ fn a_peer_renamed_and_back_counts_each_call_once() {
     assert_eq!(l.active(&name("carrier-b")), 0);
     assert_eq!(l.active(&name("carrier-z")), 0);
     assert!(l.renamed.is_empty());
+}
+
+/// `cfg`'s limits with two calls of `peer` admitted a second apart; the last one's time.
+fn two_calls_of(cfg: &Config, peer: &PeerName) -> (Limits, Instant) {
+    let mut l = Limits::new(cfg);
+    let mut now = Instant::now();
+    for _ in 0..2 {
+        now += std::time::Duration::from_secs(1);
+        assert!(l.admit_call(now, peer, 0).is_ok());
+    }
+    (l, now)
 }

@@ -286,14 +286,7 @@ fn copies_of_a_handled_2xx_after_the_call_is_gone_get_no_second_bye() {
     assert_eq!(h.cdrs.len(), 1);
     // CANCEL, the 487, then another branch's 200: that dialog is hung up once.
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("cx2", "z9hG4bKcx2", "+8610123", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 180, "t2", &[], None));
-    h.recv(PHONE, &cancel_text("cx2", "z9hG4bKcx2"));
-    let cancel = h.one_request(CARRIER_A, Method::Cancel);
-    h.recv_msg(CARRIER_A, reply(&cancel, 200, "t2", &[], None));
-    h.recv_msg(CARRIER_A, reply(&inv, 487, "t2", &[], None));
-    h.take(CARRIER_A);
+    let inv = cancelled(&mut h, "cx2");
     let late = reply(&inv, 200, "t2b", &contact, Some(SDP));
     h.recv_msg(CARRIER_A, late.clone());
     assert_eq!(
@@ -333,13 +326,7 @@ fn copies_of_a_handled_2xx_after_the_call_is_gone_get_no_second_bye() {
 fn a_2xx_the_budget_left_unanswered_is_hung_up_when_it_comes_again() {
     let contact = [(Hdr::CONTACT, "<sip:x@127.0.0.3>")];
     let mut h = H::new();
-    h.recv(PHONE, &invite_text("bg1", "z9hG4bKbg1", "+8610123", ""));
-    let inv = h.one_request(CARRIER_A, Method::Invite);
-    h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &[], None));
-    h.recv(PHONE, &cancel_text("bg1", "z9hG4bKbg1"));
-    let cancel = h.one_request(CARRIER_A, Method::Cancel);
-    h.recv_msg(CARRIER_A, reply(&cancel, 200, "t1", &[], None));
-    h.recv_msg(CARRIER_A, reply(&inv, 487, "t1", &[], None));
+    let inv = cancelled(&mut h, "bg1");
     for i in 0..crate::call::orphan::ORPHANS_PER_SECOND {
         h.recv(CARRIER_A, &orphan_200(&format!("forged{i}@127.0.0.1")));
     }
@@ -356,4 +343,19 @@ fn a_2xx_the_budget_left_unanswered_is_hung_up_when_it_comes_again() {
         .map(|r| r.method())
         .collect();
     assert_eq!(methods, [Method::Ack, Method::Bye]);
+}
+
+/// A call `call_id` from the phone, cancelled while the carrier rang (its CANCEL and the
+/// INVITE's 487 answered, tag `t1`): the INVITE the carrier got.
+fn cancelled(h: &mut H, call_id: &str) -> Request {
+    let branch = format!("z9hG4bK{call_id}");
+    h.recv(PHONE, &invite_text(call_id, &branch, "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(CARRIER_A, reply(&inv, 180, "t1", &[], None));
+    h.recv(PHONE, &cancel_text(call_id, &branch));
+    let cancel = h.one_request(CARRIER_A, Method::Cancel);
+    h.recv_msg(CARRIER_A, reply(&cancel, 200, "t1", &[], None));
+    h.recv_msg(CARRIER_A, reply(&inv, 487, "t1", &[], None));
+    h.take(CARRIER_A);
+    inv
 }
