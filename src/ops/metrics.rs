@@ -350,8 +350,9 @@ pub fn fault(place: &'static str) {
     counter!(FAULTS, "place" => place).increment(1);
 }
 
-/// A `/metrics` connection closed unanswered: `source` (not in `[metrics] allow`) or
-/// `busy` (past `[metrics] max_connections`).
+/// A `/metrics` connection closed unanswered: `source` (not in `[metrics] allow`), `busy`
+/// (past `[metrics] max_connections`), `source_busy` (past its source's share) or
+/// `panicked` (a defect deciding on it).
 pub fn scrape_refused(why: &'static str) {
     counter!(SCRAPES_REFUSED, "reason" => why).increment(1);
 }

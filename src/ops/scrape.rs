@@ -154,15 +154,27 @@ pub async fn serve(
                 continue;
             }
         };
-        // A source not allowed, or one past the cap, is closed without a byte.
-        if !allow(peer.ip()) {
-            debug!(%peer, "metrics: source not in [metrics] allow");
-            crate::ops::metrics::scrape_refused("source");
-            continue;
-        }
-        let Some(mine) = sources.take(peer.ip()) else {
-            crate::ops::metrics::scrape_refused("source_busy");
-            continue;
+        // A source not allowed, or one past the cap, is closed without a byte. A panic in
+        // that decision (a defect) closes this connection, not the loop: ended, it would
+        // have left the gateway's metrics and health check unanswered until a restart.
+        let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            allow(peer.ip()).then(|| sources.take(peer.ip()))
+        }));
+        let mine = match decided {
+            Ok(Some(Some(mine))) => mine,
+            Ok(Some(None)) => {
+                crate::ops::metrics::scrape_refused("source_busy");
+                continue;
+            }
+            Ok(None) => {
+                debug!(%peer, "metrics: source not in [metrics] allow");
+                crate::ops::metrics::scrape_refused("source");
+                continue;
+            }
+            Err(_) => {
+                crate::ops::metrics::scrape_refused("panicked");
+                continue;
+            }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             crate::ops::metrics::scrape_refused("busy");

@@ -291,3 +291,25 @@ async fn a_head_past_the_size_limit_gets_400() {
     let out = read_all(&mut c).await;
     assert!(out.starts_with(b"HTTP/1.1 400 Bad Request"), "{out:?}");
 }
+
+/// A panic deciding on a scraper (here an allow-list that panics for 127.0.0.9) closes that
+/// connection and the next scraper is served. Before, it ended the accept loop: `/metrics`
+/// and `/health` went unanswered until a restart, and an orchestrator restarted a working
+/// gateway.
+#[tokio::test]
+async fn a_panic_deciding_on_a_scraper_leaves_the_loop_serving() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = PrometheusBuilder::new().build_recorder().handle();
+    let allow: Allow = Arc::new(|ip: IpAddr| {
+        assert_ne!(ip, IpAddr::from([127, 0, 0, 9]), "a test fault");
+        ip.is_loopback()
+    });
+    tokio::spawn(serve(listener, handle, allow, Arc::new(|| Ok(())), 2));
+    let mut faulty = connect([127, 0, 0, 9], addr).await;
+    assert!(read_until_closed_at_once(&mut faulty).await.is_empty());
+    let mut c = connect([127, 0, 0, 1], addr).await;
+    c.write_all(b"GET /health HTTP/1.1\r\n\r\n").await.unwrap();
+    let out = String::from_utf8(read_all(&mut c).await).unwrap();
+    assert!(out.ends_with("\r\n\r\nOK"), "{out}");
+}
