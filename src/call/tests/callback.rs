@@ -59,6 +59,15 @@ fn originate(h: &mut H, cb: &str) {
     originate_with(h, cb, "1001", "+8610123", Duration::from_secs(3600));
 }
 
+/// The call-back `cb` placed ([`originate`]): user1's INVITE, to the phone.
+fn user1_invited(h: &mut H, cb: &str) -> Request {
+    originate(h, cb);
+    h.one_request(PHONE, Method::Invite)
+}
+
+/// user1's Contact in its answers.
+const USER1_CONTACT: &str = "<sip:1001@127.0.0.2:5060>";
+
 fn ended(h: &H) -> Vec<(CallbackId, End)> {
     h.reports
         .iter()
@@ -81,7 +90,7 @@ fn progress(h: &H) -> Vec<State> {
 
 /// user1 (the phone's address) answers `inv1` with its offer; returns user2's INVITE.
 fn user1_answers(h: &mut H, inv1: &Request) -> Request {
-    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    let contact = [(Hdr::CONTACT, USER1_CONTACT)];
     h.recv_msg(PHONE, reply(inv1, 180, "u1", &contact, None));
     h.recv_msg(PHONE, reply(inv1, 200, "u1", &contact, Some(OFFER)));
     h.one_request(CARRIER_A, Method::Invite)
@@ -110,8 +119,7 @@ fn from_user1(inv1: &Request, method: &str, cseq: u32, branch: &str) -> String {
 
 /// Both connected; returns (user1's INVITE, user2's INVITE).
 fn connected(h: &mut H) -> (Request, Request) {
-    originate(h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(h, "cb-1");
     let inv2 = user1_answers(h, &inv1);
     user2_answers(h, &inv2);
     assert_eq!(progress(h), vec![State::Calling2, State::Connected]);
@@ -124,9 +132,8 @@ fn connected(h: &mut H) -> (Request, Request) {
 #[test]
 fn user2s_setup_is_timed_from_its_own_invite() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-t");
-    let inv1 = h.one_request(PHONE, Method::Invite);
-    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    let inv1 = user1_invited(&mut h, "cb-t");
+    let contact = [(Hdr::CONTACT, USER1_CONTACT)];
     h.recv_msg(PHONE, reply(&inv1, 180, "u1", &contact, None));
     h.advance(Duration::from_secs(8));
     let inv2 = user1_answers(&mut h, &inv1);
@@ -149,8 +156,7 @@ fn user2s_setup_is_timed_from_its_own_invite() {
 #[test]
 fn user2s_answer_in_a_reliable_183_reaches_user1_in_the_ack() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     let inv2 = user1_answers(&mut h, &inv1);
     let contact = [
         (Hdr::REQUIRE, "100rel"),
@@ -180,8 +186,7 @@ fn user2s_answer_in_a_reliable_183_reaches_user1_in_the_ack() {
 #[test]
 fn the_answering_branchs_early_answer_reaches_user1() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     let inv2 = user1_answers(&mut h, &inv1);
     let other_sdp = SDP.replace("m=audio 4000", "m=audio 4002");
     assert_ne!(other_sdp, SDP);
@@ -212,8 +217,7 @@ fn the_answering_branchs_early_answer_reaches_user1() {
 #[test]
 fn both_answer_the_offer_and_answer_cross_in_the_acks() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     // Flow I: no SDP toward user1, and no 100rel (an offer in a reliable 18x would need an
     // answer we do not have yet). user1 sees who it will be connected to.
     assert!(inv1.body().is_empty(), "{inv1:?}");
@@ -256,7 +260,7 @@ fn both_answer_the_offer_and_answer_cross_in_the_acks() {
             &inv1,
             200,
             "u1",
-            &[(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")],
+            &[(Hdr::CONTACT, USER1_CONTACT)],
             Some(OFFER),
         ),
     );
@@ -322,8 +326,7 @@ fn a_fault_placing_a_callback_gives_back_its_count_and_reports_its_end() {
 #[test]
 fn user1_busy_ends_it_before_user2_is_called() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     h.recv_msg(PHONE, reply(&inv1, 486, "u1", &[], None));
     assert!(h.take_requests(CARRIER_A, Method::Invite).is_empty());
     let e = ended(&h)[0].1;
@@ -340,8 +343,7 @@ fn user1_busy_ends_it_before_user2_is_called() {
 #[test]
 fn user2_busy_gets_user1_an_answer_refusing_its_streams_then_a_bye() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     let inv2 = user1_answers(&mut h, &inv1);
     h.recv_msg(CARRIER_A, reply(&inv2, 486, "u2", &[], None));
     let to_user1 = h.take(PHONE);
@@ -382,8 +384,7 @@ fn user2_busy_gets_user1_an_answer_refusing_its_streams_then_a_bye() {
 #[test]
 fn user1_hanging_up_while_user2_rings_cancels_user2() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     let inv2 = user1_answers(&mut h, &inv1);
     h.recv_msg(CARRIER_A, reply(&inv2, 180, "u2", &[], None));
     h.recv(PHONE, &from_user1(&inv1, "BYE", 1, "z9hG4bKu1bye"));
@@ -417,8 +418,7 @@ fn user1_hanging_up_while_user2_rings_cancels_user2() {
 fn the_service_cancels_at_each_stage() {
     // While user1 rings: CANCEL toward user1.
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     h.recv_msg(PHONE, reply(&inv1, 180, "u1", &[], None));
     h.input(Input::Callback(Command::Cancel { id: id("cb-1") }));
     let cancel = h.one_request(PHONE, Method::Cancel);
@@ -433,8 +433,7 @@ fn the_service_cancels_at_each_stage() {
 
     // While user2 rings: CANCEL toward user2, ACK and BYE toward user1.
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-2");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-2");
     let inv2 = user1_answers(&mut h, &inv1);
     h.recv_msg(CARRIER_A, reply(&inv2, 180, "u2", &[], None));
     h.input(Input::Callback(Command::Cancel { id: id("cb-2") }));
@@ -492,8 +491,7 @@ fn max_duration_ends_a_connected_call_back() {
 #[test]
 fn user2_rings_no_longer_than_user1_waits_for_its_ack() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     let inv2 = user1_answers(&mut h, &inv1);
     h.recv_msg(CARRIER_A, reply(&inv2, 180, "u2", &[], None));
     // The carrier route rings 60 s, but user1 gives up on our ACK after 64·T1 = 32 s.
@@ -562,9 +560,8 @@ fn a_call_back_refused_while_cdrs_cannot_be_written_writes_none() {
 #[test]
 fn user1_answering_without_an_offer_is_acked_and_hung_up() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
-    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    let inv1 = user1_invited(&mut h, "cb-1");
+    let contact = [(Hdr::CONTACT, USER1_CONTACT)];
     h.recv_msg(PHONE, reply(&inv1, 200, "u1", &contact, None));
     let msgs = h.take(PHONE);
     assert_eq!(msgs.len(), 2, "{msgs:?}");
@@ -606,8 +603,7 @@ fn limits_count_both_legs_and_release_them() {
 #[test]
 fn anchored_call_backs_show_each_party_only_the_gateway() {
     let mut h = H::with(anchored_cb_config());
-    originate(&mut h, "cb-1");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-1");
     let inv2 = user1_answers(&mut h, &inv1);
     let offer = String::from_utf8_lossy(inv2.body()).to_string();
     assert!(!offer.contains("192.0.2.20"), "{offer}");
@@ -640,8 +636,7 @@ fn anchored_call_backs_show_each_party_only_the_gateway() {
 #[test]
 fn a_second_device_answering_user1_is_acked_and_hung_up_and_cannot_end_the_call() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-fork");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-fork");
     let inv2 = user1_answers(&mut h, &inv1);
     let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5062>")];
     h.recv_msg(PHONE, reply(&inv1, 200, "u1b", &contact, Some(OFFER)));
@@ -712,8 +707,7 @@ fn a_call_backs_user1_behind_nat_waits_for_its_own_packets() {
 #[test]
 fn user2_answering_without_an_answer_fails_the_call_back() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-noans");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-noans");
     let inv2 = user1_answers(&mut h, &inv1);
     let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
     h.recv_msg(CARRIER_A, reply(&inv2, 200, "u2", &contact, None));
@@ -743,8 +737,7 @@ fn user2_answering_without_an_answer_fails_the_call_back() {
 #[test]
 fn a_call_back_whose_end_faults_is_still_reported() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-fault");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-fault");
     let inv2 = user1_answers(&mut h, &inv1);
     crate::call::router::fault::test_fault::arm_ended(1);
     h.recv_msg(CARRIER_A, reply(&inv2, 486, "u2", &[], None));
@@ -759,9 +752,8 @@ fn a_call_back_whose_end_faults_is_still_reported() {
 #[test]
 fn user1_answering_without_an_offer_is_hung_up_once() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-nooffer");
-    let inv1 = h.one_request(PHONE, Method::Invite);
-    let contact = [(Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>")];
+    let inv1 = user1_invited(&mut h, "cb-nooffer");
+    let contact = [(Hdr::CONTACT, USER1_CONTACT)];
     h.recv_msg(PHONE, reply(&inv1, 200, "u1", &contact, None));
     let first: Vec<Method> = h.requests_to(PHONE).iter().map(|r| r.method()).collect();
     assert_eq!(first, [Method::Ack, Method::Bye]);
@@ -809,9 +801,8 @@ fn a_late_answer_to_user1s_first_attempt_is_counted_for_its_peer() {
 #[test]
 fn user1s_late_prack_refusal_says_nothing_of_user2() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-prack");
-    let inv1 = h.one_request(PHONE, Method::Invite);
-    let contact = (Hdr::CONTACT, "<sip:1001@127.0.0.2:5060>");
+    let inv1 = user1_invited(&mut h, "cb-prack");
+    let contact = (Hdr::CONTACT, USER1_CONTACT);
     let reliable = [(Hdr::REQUIRE, "100rel"), (Hdr::RSEQ, "1"), contact.clone()];
     h.recv_msg(PHONE, reply(&inv1, 180, "u1", &reliable, None));
     let prack = h.one_request(PHONE, Method::Prack);
@@ -834,9 +825,8 @@ fn user1s_late_prack_refusal_says_nothing_of_user2() {
 #[test]
 fn a_tagless_user1_resending_its_answer_is_not_hung_up() {
     let mut h = H::with(cb_config());
-    originate(&mut h, "cb-tagless");
-    let inv1 = h.one_request(PHONE, Method::Invite);
-    let tagless = || tagless_2xx(&inv1, "<sip:1001@127.0.0.2:5060>", OFFER);
+    let inv1 = user1_invited(&mut h, "cb-tagless");
+    let tagless = || tagless_2xx(&inv1, USER1_CONTACT, OFFER);
     h.recv_msg(PHONE, tagless());
     let inv2 = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(PHONE, tagless());
@@ -854,8 +844,7 @@ fn a_tagless_user1_resending_its_answer_is_not_hung_up() {
 #[test]
 fn user2_answering_in_sdp_that_cannot_be_read_ends_the_call_back() {
     let mut h = H::with(anchored_cb_config());
-    originate(&mut h, "cb-u");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-u");
     let inv2 = user1_answers(&mut h, &inv1);
     let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
     // A line that is no SDP: not read, so not anchored.
@@ -942,8 +931,7 @@ fn user1_sees_one_version_of_an_unchanged_session() {
         }
     });
     let mut h = H::with(cfg);
-    originate(&mut h, "cb-ver");
-    let inv1 = h.one_request(PHONE, Method::Invite);
+    let inv1 = user1_invited(&mut h, "cb-ver");
     let inv2 = user1_answers(&mut h, &inv1);
     user2_answers(&mut h, &inv2);
     let ack = h.one_request(PHONE, Method::Ack);
