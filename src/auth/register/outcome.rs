@@ -143,7 +143,7 @@ impl Registration {
         reason: String,
         retry_after: Option<Duration>,
     ) {
-        self.fail_after(now, op, reason, retry_after, backoff);
+        self.fail_after(now, op, reason, retry_after, false);
     }
 
     /// A REGISTER the registrar refused ([`refuses_us`], or a challenge the gateway could
@@ -160,10 +160,7 @@ impl Registration {
         retry_after: Option<Duration>,
     ) {
         self.auth.forget_challenges();
-        // (Counted apart: a refusal after an outage's timeouts waits its own first step.)
-        self.refusals = self.refusals.saturating_add(1);
-        let steps = refused_backoff(self.refusals);
-        self.fail_after(now, op, reason, retry_after, move |_| steps);
+        self.fail_after(now, op, reason, retry_after, true);
     }
 
     /// A 423 Interval Too Brief: the REGISTER goes again at once with its `Min-Expires`,
@@ -199,7 +196,7 @@ impl Registration {
         op: Op,
         reason: String,
         retry_after: Option<Duration>,
-        steps: impl FnOnce(u32) -> Duration,
+        refused: bool,
     ) {
         if op == Op::Unregister {
             self.bound_until = None;
@@ -221,7 +218,15 @@ impl Registration {
             ),
             false => (1.0, 1.0),
         };
-        let step = steps(self.failures).mul_f64(step_share);
+        // (Refusals counted apart: one after an outage's timeouts waits its own first step.)
+        let step = match refused {
+            true => {
+                self.refusals = self.refusals.saturating_add(1);
+                refused_backoff(self.refusals)
+            }
+            false => backoff(self.failures),
+        };
+        let step = step.mul_f64(step_share);
         let retry_in = match retry_after.map(|r| r.min(MAX_RETRY_AFTER)) {
             Some(r) if r > step => r.mul_f64(after_share),
             _ => step,
@@ -240,8 +245,8 @@ pub(super) fn backoff(failures: u32) -> Duration {
 }
 
 /// 5 min, 10 min, 20 min, 40 min, then every hour.
-fn refused_backoff(failures: u32) -> Duration {
-    let shift = failures.saturating_sub(1).min(16);
+fn refused_backoff(refusals: u32) -> Duration {
+    let shift = refusals.saturating_sub(1).min(16);
     FIRST_REFUSED_BACKOFF
         .saturating_mul(1u32 << shift)
         .min(MAX_REFUSED_BACKOFF)
