@@ -400,6 +400,89 @@ fn tcp_trunk_that_resets_without_failover_fails_with_503_peer_unreachable() {
     assert!(gw.log().contains("TCP read failed"), "the reset was seen");
 }
 
+/// A TCP listener on carrier-a that closes its first connection once the INVITE's head has
+/// come, unanswered, and answers the INVITE on its second with `486 Busy Here`.
+/// Returns the Call-ID each connection's INVITE carried.
+fn resetting_then_busy_tcp_peer(ip: &str, port: u16) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind((ip, port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && seen.len() < 2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let field = |name: &str| {
+                text.lines()
+                    .find(|l| l.starts_with(name))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            seen.push(field("Call-ID:"));
+            if seen.len() == 1 {
+                // Closed unanswered, as a peer closing a connection it took as idle.
+                drop(s);
+                continue;
+            }
+            let busy = format!(
+                "SIP/2.0 486 Busy Here\r\n{}\r\n{}\r\n{};tag=busy\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+                field("Via:"),
+                field("From:"),
+                field("To:"),
+                field("Call-ID:"),
+                field("CSeq:")
+            );
+            s.write_all(busy.as_bytes()).unwrap();
+            // Its ACK comes on this connection: read it before closing.
+            let _ = s.read(&mut buf);
+        }
+        seen
+    })
+}
+
+/// carrier-a, over TCP, closes the connection our INVITE went out on before answering it
+/// (as a trunk or balancer closing a connection it held idle does, just as we wrote): the
+/// gateway sends the INVITE once more, on a new connection, and carrier-a answers that
+/// one. The caller gets carrier-a's answer (486), not a failure. Before, the first loss
+/// failed the call (503, `peer_unreachable`) from a trunk that was up.
+#[test]
+fn tcp_trunk_that_closes_our_first_connection_gets_the_invite_again_on_a_new_one() {
+    let ports = Ports::new();
+    let peer = resetting_then_busy_tcp_peer(CARRIER_A_IP, ports.carrier_a);
+    let gw = Gateway::start(
+        ports,
+        GwOpts {
+            carrier_a_transport: "tcp",
+            ring_timeout_s: 120,
+            single_carrier: true,
+            ..GwOpts::default()
+        },
+    );
+    let status = invite_final_status(&gw, "tcpagain-1");
+    assert_eq!(status, 486, "log:\n{}", gw.log());
+    let seen = peer.join().unwrap();
+    assert_eq!(seen.len(), 2, "two connections: {seen:?}");
+    assert_eq!(seen[0], seen[1], "the same INVITE on each");
+    let c = &gw.wait_cdrs(1)[0];
+    assert_eq!(c["status"], 486, "{c:#}");
+    assert_eq!(c["call_tag"], "callee_reject", "{c:#}");
+    assert_eq!(c["egress_peer"], "carrier-a", "{c:#}");
+}
+
 /// A second gateway (its own ports) configured with the CDR file of one that runs must not
 /// start: two writers of one file glue each other's lines together after a short write, and
 /// share `.unwritten`. Before, it only warned that its pid file was held, and ran.

@@ -166,8 +166,9 @@ pub enum Input {
     /// The shell could not deliver a message of this transaction (TCP connect refused, …).
     SendFailed(TxnId),
     /// The TCP connection a request of this transaction went out on closed: unless the
-    /// request has been answered (a 100 Trying will do), it is taken as not delivered, a
-    /// transport error (RFC 3261 §17.1.4), so a call fails over at once.
+    /// request has been answered (a 100 Trying will do), it is taken as not delivered and
+    /// sent once more over a new connection (the peer may have closed it idle just as we
+    /// wrote); lost again, a transport error (RFC 3261 §17.1.4), so a call fails over.
     ConnectionLost(TxnId),
     /// A TCP connection the gateway opened to this address closed: a registration over it
     /// renews its binding on a new one.

@@ -294,9 +294,13 @@ impl B2bua {
             }
             Input::ConnectionLost(id) => {
                 self.registrations.connection_lost(id);
-                self.env
+                if self
+                    .env
                     .txn
                     .on_connection_lost(id, now, &mut self.env.txn_out)
+                {
+                    tracing::debug!(?id, "request sent again: its connection closed unanswered");
+                }
             }
             Input::TcpClosed(addr) => self.registrations.connection_closed(addr, now),
             Input::MediaTimeout(r) => self.with_call(r, now, |c, cx| c.on_media_timeout(cx)),

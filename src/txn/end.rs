@@ -18,18 +18,31 @@ impl TxnLayer {
         self.scratch = scratch;
     }
 
-    /// The connection a request of client transaction `id` went out on closed: a transport
-    /// error if nothing has answered it yet (it may never have been delivered). One the
-    /// peer has answered, provisionally or finally, goes on: its answers come on a new
-    /// connection (RFC 3261 §18.2.2), and its timers end it otherwise.
-    pub fn on_connection_lost(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
-        let unanswered = matches!(
-            self.entries.get(&id).map(|e| &e.machine),
-            Some(Machine::Client(m)) if m.unanswered()
-        );
-        if unanswered {
+    /// The connection a request of client transaction `id` went out on closed. Nothing has
+    /// answered it yet (it may never have been delivered): sent once more, over a new
+    /// connection, then a transport error if that one is lost too (see
+    /// `Client::resend_on_new_connection`). One the peer has answered, provisionally or
+    /// finally, goes on: its answers come on a new connection (RFC 3261 §18.2.2), and its
+    /// timers end it otherwise. Whether it was sent again.
+    pub fn on_connection_lost(
+        &mut self,
+        id: TxnId,
+        now: Instant,
+        out: &mut Vec<TxnOutput>,
+    ) -> bool {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let (unanswered, resent) = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::Client(m)) if m.unanswered() => {
+                (true, m.resend_on_new_connection(&mut scratch))
+            }
+            _ => (false, false),
+        };
+        self.apply(id, &mut scratch, now, out);
+        self.scratch = scratch;
+        if unanswered && !resent {
             self.on_transport_error(id, now, out);
         }
+        resent
     }
 
     /// Give up on client transaction `id` later (see `Client::abandon_later`).

@@ -13,6 +13,8 @@ pub use super::timer::Timer;
 use super::trying::trying_for;
 use crate::sip::{Method, Request, Response};
 
+mod giving_up;
+
 /// T1, T2, T4.
 #[derive(Debug, Clone, Copy)]
 pub struct Consts {
@@ -66,6 +68,9 @@ pub struct Client {
     /// nothing else of the request is kept (RFC 3261 §13.2.2.4). Always false for other
     /// methods (their bodies are not looked at: every request we send comes this way).
     pub sdpless: bool,
+    /// Sent once more over a new connection after the first was lost unanswered
+    /// ([`Client::resend_on_new_connection`]).
+    resent: bool,
 }
 
 /// A server transaction.
@@ -118,6 +123,7 @@ impl Client {
             interval: c.t1,
             seq,
             sdpless,
+            resent: false,
         }
     }
 
@@ -260,28 +266,6 @@ impl Client {
         if self.state != State::Terminated {
             out.push(Out::TransportError);
             self.terminate(out);
-        }
-    }
-
-    /// Nothing has answered the request yet.
-    pub fn unanswered(&self) -> bool {
-        matches!(self.state, State::Calling | State::Trying)
-    }
-
-    /// The user gives up on the transaction: an INVITE that never got a final answer within
-    /// 64·T1 of its CANCEL (RFC 3261 §9.1) has no timer left to end it.
-    pub fn abandon(&mut self, out: &mut Vec<Out>) {
-        if self.state != State::Terminated {
-            self.terminate(out);
-        }
-    }
-
-    /// The user gives up on an INVITE that has been answered only provisionally 64·T1 from
-    /// now, unless a final answer comes first (and gets its ACK): such a transaction has no
-    /// timer of its own (RFC 3261 §9.1 on a CANCELled INVITE).
-    pub fn abandon_later(&mut self, c: &Consts, out: &mut Vec<Out>) {
-        if self.invite && self.state == State::Proceeding {
-            out.push(Out::Set(Timer::B, c.t1 * 64));
         }
     }
 

@@ -87,19 +87,55 @@ fn a_transport_error_toward_the_first_peer_fails_over_to_the_next() {
     );
 }
 
-/// The TCP connection our INVITE went out on died (a peer reset, a standby taking over its
-/// address): unanswered, the INVITE is taken as not delivered and the next peer is tried
-/// at once. Answered (a 100 will do), the peer has it: its answers come on a new
-/// connection, and nothing fails over. Before, both waited for Timer B (32 s).
+/// The carriers over TCP, the gateway listening on TCP too.
+fn tcp_carriers() -> crate::config::Config {
+    let mut cfg = config_with(|n, p| {
+        if n.starts_with("carrier") {
+            p.address.transport = Transport::Tcp;
+        }
+    });
+    cfg.listen.push(crate::config::Listen {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:5060".parse().expect("an address"),
+    });
+    cfg
+}
+
+/// The TCP connection our INVITE went out on closed before anything answered (a trunk or
+/// balancer closing the connection it held idle just as we wrote, a peer reset, a standby
+/// taking over its address): the INVITE is sent once more, the same bytes, for a new
+/// connection; lost again, it is taken as not delivered and the next peer is tried at once.
+/// Answered (a 100 will do), the peer has it: its answers come on a new connection, and
+/// nothing fails over. Before, both waited for Timer B (32 s); then, the first loss failed
+/// the call over from a trunk that was up.
 #[test]
-fn a_lost_connection_fails_over_an_unanswered_invite_only() {
-    let mut h = H::new();
+fn a_lost_connection_resends_an_unanswered_invite_once_then_fails_over() {
+    let mut h = H::with(tcp_carriers());
     h.recv(PHONE, &invite_text("cl1", "z9hG4bKcl1", "+8610123", ""));
-    h.take(CARRIER_A);
+    let first = h.take(CARRIER_A);
+    assert_eq!(first.len(), 1);
     h.input(Input::ConnectionLost(h.txn_to(CARRIER_A)));
+    let again = h.take(CARRIER_A);
+    assert_eq!(again.len(), 1, "sent once more");
+    assert_eq!(again[0].to_bytes(), first[0].to_bytes(), "the same request");
+    assert!(h.take(CARRIER_B).is_empty(), "no failover yet");
+    h.input(Input::ConnectionLost(h.txn_to(CARRIER_A)));
+    assert!(h.take(CARRIER_A).is_empty(), "once only");
     assert_eq!(h.take_requests(CARRIER_B, Method::Invite).len(), 1);
 
-    let mut h = H::new();
+    // The peer answers the one sent again: the call goes on with it.
+    let mut h = H::with(tcp_carriers());
+    h.recv(PHONE, &invite_text("cl3", "z9hG4bKcl3", "+8610123", ""));
+    h.take(CARRIER_A);
+    h.input(Input::ConnectionLost(h.txn_to(CARRIER_A)));
+    let Some(Message::Request(inv)) = h.take(CARRIER_A).pop() else {
+        panic!("sent once more");
+    };
+    h.carrier_answers(&inv, "ca3", SDP);
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+    assert!(h.cdrs.is_empty(), "the call goes on");
+
+    let mut h = H::with(tcp_carriers());
     h.recv(PHONE, &invite_text("cl2", "z9hG4bKcl2", "+8610123", ""));
     let inv = h.one_request(CARRIER_A, Method::Invite);
     h.recv_msg(CARRIER_A, reply(&inv, 100, "", &[], None));
