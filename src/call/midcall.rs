@@ -17,7 +17,7 @@ use crate::cdr::CallTag;
 use crate::interop::causes::Q850Cause;
 use crate::interop::egress::ACCEPT;
 use crate::interop::transfer::TransferMode;
-use crate::sip::{Hdr, Method, Request, Target, Transport};
+use crate::sip::{Hdr, Method, Request};
 use crate::txn::TxnId;
 
 impl Call {
@@ -65,7 +65,9 @@ impl Call {
                 return;
             }
             leg.remote_cseq = Some(cseq);
-            follow_connection(leg, heard_on);
+        }
+        if self.dialog_mut(side).is_some() {
+            self.follow_peer(side, heard_on, &req);
         }
         // An extension the request requires and we do not support is refused, not dropped
         // as the request goes on (its Require is the leg's own, RFC 3261 §8.2.2.3). Not a
@@ -463,24 +465,4 @@ pub(super) enum Offerer {
     This,
     /// One made to it, or one on the other leg.
     Other,
-}
-
-/// A peer that reached us over a TCP connection of its own and now speaks in the dialog on
-/// another (its NAT rebound, it reconnected): our requests go on that one from now on. The
-/// old one may be gone, and a connection back to its Contact or Via port, behind its NAT,
-/// would reach nothing. Only a leg on a connection of its own (one the peer opened, or we
-/// opened back toward it) follows, to another from the same IP (a connection cannot be
-/// spoofed, and the request matched the dialog's tags); a leg we reach at its configured
-/// address keeps it.
-pub(super) fn follow_connection(leg: &mut super::dialog::Dialog, heard_on: Option<Target>) {
-    if let Some(t) = heard_on
-        && t.transport == Transport::Tcp
-        && t.conn.is_some()
-        && leg.target.transport == Transport::Tcp
-        && leg.target.conn.is_some()
-        && t.conn != leg.target.conn
-        && t.addr.ip() == leg.target.addr.ip()
-    {
-        leg.target = t;
-    }
 }

@@ -29,6 +29,7 @@ mod early_offer;
 mod events;
 mod explain;
 mod failover;
+mod follow;
 mod forks;
 mod handle;
 mod headroom;

@@ -184,9 +184,10 @@ impl B2bua {
         let ip = self.env.origin_ip(ack, source);
         match found {
             Some((r, side)) if self.is_leg_peer(r, side, ip) => {
-                // (Its only request on a new TCP connection may be this ACK.)
-                if let Some(leg) = self.calls.get_mut(&r).and_then(|c| c.dialog_mut(side)) {
-                    crate::call::midcall::follow_connection(leg, Some(source));
+                // (Its only request on a new TCP connection, or from a NAT's new port, may be
+                // this ACK.)
+                if let Some(c) = self.calls.get_mut(&r) {
+                    c.follow_peer(side, Some(source), ack);
                 }
                 self.with_call(r, now, |c, cx| c.on_ack(cx, side, ack))
             }

@@ -410,6 +410,147 @@ fn a_caller_whose_ack_comes_on_a_new_tcp_connection_is_followed_there() {
     assert_eq!(bye.conn, Some(crate::sip::ConnId(8)));
 }
 
+/// A phone behind NAT (its Via names a private address) calls over UDP from a port of its
+/// NAT, and the carrier answers. `via` is the host its later messages' Via names; `at`, the
+/// NAT's port they come from; the carrier's BYE then: where the gateway's BYE to the phone
+/// went.
+fn phone_bye_after_moving(call_id: &str, via: &str, at: &str, ack_only: bool) -> Target {
+    let mut h = H::new();
+    let natted = |text: String| {
+        text.replace(
+            "Via: SIP/2.0/UDP 127.0.0.2:5060",
+            &format!("Via: SIP/2.0/UDP {via}"),
+        )
+    };
+    let invite = natted(invite_text(
+        call_id,
+        &format!("z9hG4bK{call_id}"),
+        "+8610123",
+        "",
+    ));
+    h.recv("127.0.0.2:40010", &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    h.recv_msg(
+        CARRIER_A,
+        reply(
+            &inv,
+            200,
+            "carrier1",
+            &[(Hdr::CONTACT, "<sip:c@127.0.0.3>")],
+            Some(SDP),
+        ),
+    );
+    let ok = h.response_with("127.0.0.2:40010", 200, "the phone's NAT gets the 200");
+    let tag = ok.to_tag().unwrap();
+    let ack = natted(from_phone_in(
+        call_id,
+        "ACK",
+        &tag,
+        1,
+        &format!("z9hG4bK{call_id}a"),
+        "",
+    ));
+    if ack_only {
+        h.recv(at, &ack);
+    } else {
+        h.recv("127.0.0.2:40010", &ack);
+        let info = natted(from_phone_in(
+            call_id,
+            "INFO",
+            &tag,
+            2,
+            &format!("z9hG4bK{call_id}i"),
+            "",
+        ));
+        h.recv(at, &info);
+        let info = h.one_request(CARRIER_A, Method::Info);
+        h.recv_msg(CARRIER_A, reply(&info, 200, "carrier1", &[], None));
+        assert_eq!(
+            h.statuses(at),
+            vec![200],
+            "the INFO's answer to where it came from"
+        );
+    }
+    h.take(CARRIER_A);
+    h.recv(
+        CARRIER_A,
+        &from_carrier_in(
+            &inv,
+            "BYE",
+            "carrier1",
+            1,
+            &format!("z9hG4bK{call_id}b"),
+            "",
+        ),
+    );
+    (h.sent.iter())
+        .find(|(_, m)| matches!(m, Message::Request(r) if r.method() == Method::Bye))
+        .map(|(t, _)| *t)
+        .expect("the caller's BYE")
+}
+
+/// A phone behind NAT over UDP whose NAT gave it another port mid-call (its mapping timed
+/// out and was made anew) speaks in its dialog from there: our requests follow it (the BYE
+/// when the carrier hangs up), as they follow a TCP reconnect. So too when its only message
+/// from the new port is the ACK. Before, the BYE went to the old port, which the NAT had
+/// dropped or given to another host, and the phone kept the call up. A phone not behind NAT
+/// (its Via names the address it sends from) keeps its first port: it may send from one
+/// port and listen on another.
+#[test]
+fn a_natted_caller_over_udp_is_followed_to_its_nats_new_port() {
+    let private = "192.168.1.20:5060";
+    let moved = "127.0.0.2:40011";
+    let to = |t: Target| t.addr.to_string();
+    assert_eq!(
+        to(phone_bye_after_moving("nat1", private, moved, false)),
+        moved
+    );
+    assert_eq!(
+        to(phone_bye_after_moving("nat2", private, moved, true)),
+        moved
+    );
+    let public = "127.0.0.2:40010";
+    assert_eq!(
+        to(phone_bye_after_moving("nat3", public, moved, false)),
+        "127.0.0.2:40010",
+        "not behind NAT: kept"
+    );
+}
+
+/// A carrier we reach at its configured address keeps it whatever port its requests in the
+/// dialog come from, behind NAT or not (a port forward, an SBC sending from a port of its
+/// own).
+#[test]
+fn a_leg_reached_at_its_configured_address_keeps_it() {
+    let mut h = H::new();
+    h.recv(PHONE, &invite_text("nat4", "z9hG4bKnat4", "+8610123", ""));
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let ok = h.carrier_answers(&inv, "carrier1", SDP);
+    let tag = ok.to_tag().unwrap();
+    h.recv(
+        PHONE,
+        &from_phone_in("nat4", "ACK", &tag, 1, "z9hG4bKnat4a", ""),
+    );
+    h.take(CARRIER_A);
+    let info = from_carrier_in(&inv, "INFO", "carrier1", 1, "z9hG4bKnat4i", "").replace(
+        "Via: SIP/2.0/UDP 127.0.0.3:5060",
+        "Via: SIP/2.0/UDP 10.0.0.3:5060",
+    );
+    assert!(info.contains("10.0.0.3"), "{info}");
+    h.recv("127.0.0.3:40020", &info);
+    let info = h.one_request(PHONE, Method::Info);
+    h.recv_msg(PHONE, reply(&info, 200, "", &[], None));
+    h.recv(
+        PHONE,
+        &from_phone_in("nat4", "BYE", &tag, 2, "z9hG4bKnat4b", ""),
+    );
+    let bye = (h.sent.iter())
+        .find(|(_, m)| matches!(m, Message::Request(r) if r.method() == Method::Bye))
+        .map(|(t, _)| *t)
+        .expect("the carrier's BYE");
+    assert_eq!(bye.addr.to_string(), CARRIER_A);
+}
+
 #[test]
 fn recordings_are_named_by_day_time_and_call_id() {
     let mut h = H::with(config_with(|n, p| {
