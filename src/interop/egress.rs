@@ -153,11 +153,13 @@ pub fn local_to_domain(number: &str, uri: Option<&str>) -> NumberUri {
     let read = uri.and_then(dialled_number);
     // A local number with a global context was read into global form by routing, with the
     // place's prefixes (`010-1234-5678;phone-context=+86` is `+861012345678`): the callee
-    // gets that number, the one the route was chosen for.
+    // gets that number, the one the route was chosen for. One routing left local (a short
+    // code, a `*#` service code) keeps its global context: `911;phone-context=+1` is the
+    // US emergency number, not the callee's country's or domain's 911.
     let params = read.as_ref().map(|n| n.params.clone()).unwrap_or_default();
     let phone_context = read
         .and_then(|n| n.phone_context)
-        .filter(|c| !c.starts_with('+'));
+        .filter(|c| !c.starts_with('+') || !number.starts_with('+'));
     NumberUri {
         number: number.to_string(),
         phone_context,

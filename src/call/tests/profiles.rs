@@ -1541,3 +1541,44 @@ fn a_calls_isup_is_judged_by_its_own_peer_after_a_reload() {
     let relayed = h.one_request(CARRIER_A, Method::Info);
     assert_eq!(relayed.body().as_ref(), b"\x01\x00\x49\x00");
 }
+
+/// A short code and a service code dialled under a country's `phone-context` keep that
+/// context toward the callee, in the Request-URI, To, From and P-Asserted-Identity alike
+/// (README, `[uri] user_phone`): `911;phone-context=+1` is the US emergency number whatever
+/// the callee's `country_code`. Before, Request-URI, To and From took the callee's country
+/// (`+86`) while P-Asserted-Identity kept `+44`: a review found it.
+#[test]
+fn a_short_code_keeps_its_global_context_on_every_uri_of_the_invite() {
+    let mut cfg = config_with(|n, p| {
+        if n == "carrier-a" {
+            p.uri.country_code = Some("86".into());
+            p.uri.scheme = crate::interop::uri::UriScheme::Tel;
+        }
+    });
+    cfg.routes[0].prefix = String::new();
+    let mut h = H::with(cfg);
+    let invite = invite_text("sc1", "z9hG4bKsc1", "x", "")
+        .replacen(
+            "INVITE sip:x@127.0.0.1 SIP/2.0",
+            "INVITE tel:911;phone-context=+1 SIP/2.0",
+            1,
+        )
+        .replace("To: <sip:x@127.0.0.1>", "To: <tel:911;phone-context=+1>")
+        .replace(
+            "From: \"Alice\" <sip:1000@127.0.0.2>",
+            "From: \"Alice\" <tel:*21#;phone-context=+44>",
+        )
+        .replace(
+            "P-Asserted-Identity: \"Alice\" <sip:1000@127.0.0.2>",
+            "P-Asserted-Identity: \"Alice\" <tel:*21#;phone-context=+44>",
+        );
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(inv.uri(), "tel:911;phone-context=+1");
+    let to = inv.header(&Hdr::TO).unwrap();
+    assert!(to.contains("tel:911;phone-context=+1"), "{to}");
+    let from = inv.header(&Hdr::FROM).unwrap();
+    assert!(from.contains("phone-context=+44"), "{from}");
+    let pai = inv.header(&Hdr::named("P-Asserted-Identity")).unwrap();
+    assert!(pai.contains("phone-context=+44"), "{pai}");
+}
