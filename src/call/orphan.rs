@@ -96,7 +96,11 @@ pub(super) fn ack_and_bye(
         Ok(ack) => env.send(to, &Message::Request(ack)),
         Err(e) => warn!(error = %e, "cannot build ACK for orphan 2xx"),
     }
-    if !hang_up {
+    // The BYE's CSeq must be above the INVITE's and below 2^31 (RFC 3261 §8.1.1.5): a 2xx
+    // at the top leaves none (no INVITE of ours has it: a forged one), so the ACK alone.
+    // Before, the BYE went with 2^31, whose answers no parser (ours included) would take:
+    // resent for 32 s.
+    if !hang_up || cseq >= MAX_CSEQ {
         return true;
     }
     match orphan_request(
@@ -115,6 +119,9 @@ pub(super) fn ack_and_bye(
     }
     true
 }
+
+/// The highest CSeq number there is (RFC 3261 §8.1.1.5: below 2^31).
+const MAX_CSEQ: u32 = (1 << 31) - 1;
 
 /// What [`ack_and_bye`] does with an unwanted 2xx.
 #[derive(Debug, Clone, Copy)]

@@ -359,3 +359,18 @@ fn cancelled(h: &mut H, call_id: &str) -> Request {
     h.take(CARRIER_A);
     inv
 }
+
+/// A 2xx for no call with the highest CSeq there is (2^31 - 1) leaves no number for a BYE:
+/// it gets its ACK alone. Before, the BYE went with CSeq 2^31, which no parser takes (ours
+/// dropped the peer's answer), and was resent until Timer F.
+#[test]
+fn a_2xx_for_no_call_at_the_highest_cseq_gets_its_ack_alone() {
+    let mut h = H::new();
+    let top = orphan_200("top@127.0.0.1").replace("CSeq: 7 INVITE", "CSeq: 2147483647 INVITE");
+    h.recv(CARRIER_A, &top);
+    let sent = h.requests_to(CARRIER_A);
+    let [ack] = &sent[..] else {
+        panic!("expected the ACK alone, got {sent:?}");
+    };
+    assert_eq!(ack.cseq().unwrap(), (2_147_483_647, Method::Ack));
+}
