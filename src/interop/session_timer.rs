@@ -113,16 +113,15 @@ impl SessionTimerPolicy {
         };
         let peer_supports = req.header_has_token(&Hdr::SUPPORTED, session::OPTION_TAG)
             || req.header_has_token(&Hdr::REQUIRE, session::OPTION_TAG);
-        let peer_min = req.min_se();
+        // (A number past 2^32 - 1 seconds is taken as that, as RFC 3261 §20.19 has it for
+        // `Expires`: 136 years, a timer no clock here arms.)
+        let peer_min = req
+            .min_se()
+            .map(|m| m.min(Duration::from_secs(u32::MAX.into())));
         // Nothing asked, nothing run: the peer's minimum, whatever it is, binds no timer
         // (RFC 4028 §9).
         if requested.is_none() && self.mode == TimerMode::Accept {
             return UasTerms::NoTimer;
-        }
-        // A minimum beyond a day is no session timer anyone can run (and a peer's number is
-        // never added to a clock unchecked).
-        if peer_min.is_some_and(|m| m > MAX_INTERVAL) {
-            return UasTerms::Malformed;
         }
         match session::answer(peer_supports, requested, peer_min, self.min_se) {
             // A 422 only to a peer that knows the extension (RFC 4028 §9; a proxy may have
@@ -159,7 +158,11 @@ impl SessionTimerPolicy {
                         .max(self.floor(peer_min)),
                     None => self.interval(peer_min),
                 }
-                .min(MAX_INTERVAL);
+                // Never below the peer's minimum (§9), however long: a `Min-SE` over a day
+                // is odd, not malformed (RFC 4028 §5 bounds it only from below); refused
+                // with 400 before, which cost the call or, mid-call, its refresh. (The
+                // deadline is added to the clock checked: one past any clock runs none.)
+                .min(MAX_INTERVAL.max(peer_min.unwrap_or_default()));
                 // A peer that does not say it knows the extension refreshes nothing,
                 // whatever refresher a proxy on the way wrote (RFC 4028 §9, Table 2: only
                 // `uas` then), and is not told to require what it never named (RFC 3261
