@@ -145,7 +145,7 @@ impl Env {
 
     /// Whether `source` is the SIP front this instance runs behind (`[sip] front`).
     pub fn is_front(&self, source: Target) -> bool {
-        self.cfg.is_front_ip(source.addr.ip())
+        self.cfg.is_front(source)
     }
 
     /// The address that tells which peer a request is from: its source, or for a request

@@ -27,6 +27,18 @@ impl Config {
             .is_some_and(|f| f.addr.ip().to_canonical() == ip.to_canonical())
     }
 
+    /// Whether `source` is the SIP front itself: its IP, transport and port, not merely its
+    /// host. The front sends from the one socket `[sip] front` names; anything else on its
+    /// host (another process, a TCP connection from it) is no front, and its
+    /// `X-Trunkgate-Source` is not believed.
+    pub fn is_front(&self, source: crate::sip::Target) -> bool {
+        self.front.is_some_and(|f| {
+            f.transport == source.transport
+                && f.addr.port() == source.addr.port()
+                && f.addr.ip().to_canonical() == source.addr.ip().to_canonical()
+        })
+    }
+
     /// Whether `ip` is a profile's `address` (where requests to it go, so where its answers
     /// come from), whether or not a `match` covers it.
     pub fn is_peer_address(&self, ip: IpAddr) -> bool {

@@ -251,6 +251,18 @@ fn only_the_front_is_believed_and_its_own_pings_are_answered() {
     };
     h.recv(FRONT, &options("z9hG4bKo1"));
     assert_eq!(h.statuses(FRONT), vec![200]);
+    // Another socket on the front's host (another process there; a port of its own) is no
+    // front: its stamp naming the PBX is not believed, and its INVITE is a stranger's.
+    // Before, the front was known by its IP alone.
+    let beside = "127.0.0.10:5099";
+    h.recv(
+        beside,
+        &via_front(
+            &invite_text("f-4", "z9hG4bKf4", "+8610123", ""),
+            "127.0.0.2:5060",
+        ),
+    );
+    assert!(h.take(FRONT).is_empty(), "not routed as the PBX's call");
     h.input(Input::Drain);
     h.recv(FRONT, &options("z9hG4bKo2"));
     assert_eq!(h.statuses(FRONT), vec![503]);
