@@ -789,6 +789,41 @@ fn an_instances_bye_goes_to_the_callers_address_not_where_its_contact_points() {
     );
 }
 
+/// A phone behind NAT that does not ask for `rport` (its Via names a port it does not send
+/// from) is answered through the front at the address and port its INVITE came from, as an
+/// instance alone answers it. Before, the shipped front answered at the Via's port: the
+/// phone heard nothing, and its call was torn down unACKed.
+#[test]
+fn a_phone_that_asks_no_rport_is_answered_at_its_source_port_through_the_front() {
+    assert!(
+        kamailio_installed(),
+        "kamailio is not installed: apt-get install -y kamailio (the README's test command does it)"
+    );
+    let w = world();
+    let front = w.front;
+    let _trunk = UdpSocket::bind((CARRIER_A_IP, w.ports.carrier_a)).unwrap();
+    let phone = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    let wrong = UdpSocket::bind((PHONE_IP, 0)).unwrap();
+    for s in [&phone, &wrong] {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    }
+    let me = phone.local_addr().unwrap();
+    let via_port = wrong.local_addr().unwrap();
+    let invite = phone_invite(me, front, "norport-1").replacen(
+        &format!("Via: SIP/2.0/UDP {me}"),
+        &format!("Via: SIP/2.0/UDP {via_port}"),
+        1,
+    );
+    assert!(!invite.contains(";rport"), "{invite}");
+    phone.send_to(invite.as_bytes(), front).unwrap();
+    let mut buf = [0u8; 8192];
+    let n = phone
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no answer at the source port ({e}):\n{}", w.logs()));
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 1"), "{text}");
+}
+
 /// A new call from the phone's socket `me` to the front, offering one PCMU stream; `id`
 /// names its branch, tag and Call-ID (`{id}@x`).
 fn phone_invite(me: SocketAddr, front: SocketAddr, id: &str) -> String {
