@@ -73,6 +73,7 @@ mod unwanted_answer;
 
 use std::ops::{Index, IndexMut};
 
+pub use cx::SOURCE_HEADER;
 pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
 pub use moved::MAX_MOVED_RELOADS;

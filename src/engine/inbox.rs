@@ -29,6 +29,7 @@ use crate::sip::Message;
 mod admission;
 mod budget;
 mod departed;
+mod front_probe;
 mod handover;
 mod strangers;
 mod tally;
@@ -93,6 +94,8 @@ pub(crate) struct Inbox {
     /// The bytes `urgent` and `fresh` hold.
     urgent_bytes: SharedBudget,
     fresh_bytes: SharedBudget,
+    /// The front's own probes let ahead of new work lately (`front_probe`).
+    front_probes: Arc<front_probe::FrontProbes>,
 }
 
 /// The core task's end.
@@ -156,6 +159,7 @@ impl Inbox {
             tags: None,
             urgent_bytes: urgent_bytes.clone(),
             fresh_bytes: fresh_bytes.clone(),
+            front_probes: Arc::new(front_probe::FrontProbes::new(now)),
         };
         inbox.configure_protect(p, now);
         (

@@ -69,6 +69,8 @@ impl Inbox {
 
     pub(super) fn queue_for(&self, ev: &Event) -> &mpsc::Sender<Event> {
         match ev {
+            // The front's own probe: accepted work (`front_probe`).
+            Event::Message { msg, source, .. } if self.fronts_probe(msg, *source) => &self.urgent,
             // A CANCEL queues behind the INVITE it cancels: overtaking it, it would find
             // nothing to cancel and the call would start anyway.
             Event::Message { msg, .. } if is_new_work(msg) || is_cancel(msg) => &self.fresh,

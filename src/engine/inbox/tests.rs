@@ -907,3 +907,44 @@ async fn new_work_waiting_is_known_until_the_core_takes_it() {
     assert!(q.try_next().is_some());
     assert!(!inbox.holds_new_work());
 }
+
+/// The front's own OPTIONS probe (no `X-Trunkgate-Source`) goes ahead of new work, from
+/// the front's socket only: a peer's OPTIONS through the front (stamped) and one from
+/// another port of the front's host wait with new work. Before, the probe waited behind a
+/// burst of INVITEs and was dropped with them, and the front took the instance out.
+#[test]
+fn the_fronts_own_probe_goes_ahead_of_new_work() {
+    let mut c = crate::call::tests::config();
+    let front: std::net::SocketAddr = "127.0.0.10:5060".parse().unwrap();
+    c.front = Some(Target::udp(front));
+    let (inbox, _q) = Inbox::new(Arc::new(c), Instant::now());
+    let ev = |m: Message, from: std::net::SocketAddr| Event::Message {
+        msg: m,
+        source: Target::udp(from),
+        at: Instant::now(),
+        screened: false,
+        held: 0,
+    };
+    let urgent = |e: &Event| std::ptr::eq(inbox.queue_for(e), &inbox.urgent);
+    let probe = req("OPTIONS", "");
+    assert!(urgent(&ev(probe.clone(), front)));
+    let stamped = msg(&format!(
+        "{}X-Trunkgate-Source: 127.0.0.3:5060\n\n",
+        String::from_utf8_lossy(&probe.to_bytes())
+            .trim_end()
+            .replace("\r\n", "\n")
+            + "\n"
+    ));
+    let text = String::from_utf8_lossy(&stamped.to_bytes()).into_owned();
+    assert!(
+        text.contains("X-Trunkgate-Source: 127.0.0.3:5060"),
+        "{text}"
+    );
+    assert!(!urgent(&ev(stamped, front)), "a peer's, through the front");
+    let beside: std::net::SocketAddr = "127.0.0.10:5099".parse().unwrap();
+    assert!(
+        !urgent(&ev(probe.clone(), beside)),
+        "not the front's socket"
+    );
+    assert!(!urgent(&ev(req("INVITE", ""), front)), "new work");
+}
