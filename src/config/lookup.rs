@@ -62,15 +62,14 @@ impl Config {
     }
 
     /// The peer `ip` belongs to: the profile whose `match` holds it, else the one whose
-    /// `address` it is (a carrier's SBC outside its `match`).
+    /// `address` it is (a carrier's SBC outside its `match`; of several there, the first
+    /// name in order).
     pub fn peer_at(&self, ip: IpAddr) -> Option<&PeerName> {
         let ip = ip.to_canonical();
         if let Some(p) = self.peer_for_source(ip) {
             return Some(&p.name);
         }
-        (self.profiles.values())
-            .find(|p| p.address.addr.ip().to_canonical() == ip)
-            .map(|p| &p.name)
+        self.peers.get(&self.profiles).at_address(ip)
     }
 
     /// Whether a peer of `old` was heard from addresses this configuration does not know

@@ -2,7 +2,7 @@
 //! every datagram's source: a hash lookup per distinct prefix length instead of a scan
 //! of every profile (a stranger's flood against thousands of peers cost a scan each).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -40,8 +40,10 @@ impl PeerLookup {
 #[derive(Debug, Default)]
 pub(super) struct PeerIndex {
     nets: PrefixTable<PeerName>,
-    /// Every profile's `address` IP, canonical.
-    addresses: HashSet<IpAddr>,
+    /// Every profile's `address` IP, canonical → the profile there (of several at one
+    /// address, trunk-group variants on one SBC, the first name in order, at every reload
+    /// alike: a scan of the profiles' map took whichever its random order gave first).
+    addresses: HashMap<IpAddr, PeerName>,
     /// Each profile's place in name order: overload control's fair share tells peers apart
     /// by it (a hash of the name put two peers in one slot now and then, for good).
     order: HashMap<PeerName, usize>,
@@ -60,7 +62,13 @@ impl PeerIndex {
         names.sort();
         idx.order = (names.into_iter().cloned()).zip(0..).collect();
         for p in profiles.values() {
-            idx.addresses.insert(p.address.addr.ip().to_canonical());
+            (idx.addresses.entry(p.address.addr.ip().to_canonical()))
+                .and_modify(|owner| {
+                    if p.name < *owner {
+                        owner.clone_from(&p.name);
+                    }
+                })
+                .or_insert_with(|| p.name.clone());
             for n in &p.matches {
                 (idx.nets.entry(*n))
                     .and_modify(|owner| {
@@ -86,7 +94,12 @@ impl PeerIndex {
 
     /// Whether `ip` (canonical) is a profile's `address`.
     pub(super) fn is_address(&self, ip: IpAddr) -> bool {
-        self.addresses.contains(&ip)
+        self.addresses.contains_key(&ip)
+    }
+
+    /// The profile whose `address` `ip` (canonical) is.
+    pub(super) fn at_address(&self, ip: IpAddr) -> Option<&PeerName> {
+        self.addresses.get(&ip)
     }
 
     /// The place of profile `name` in name order.

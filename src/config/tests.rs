@@ -2061,3 +2061,24 @@ fn pings_are_validated_and_read() {
         "{w:?}"
     );
 }
+
+/// Profiles that share an `address` outside every `match` (trunk-group variants on one
+/// SBC): the peer at that address is the first name in order, in every configuration
+/// alike. Before, it was whichever the profiles' map (its order random per map) gave first:
+/// a response's ISUP judged by one profile's trust or another's, changing at each reload.
+#[test]
+fn profiles_sharing_an_address_outside_every_match_name_the_first_in_order() {
+    for _ in 0..16 {
+        let mut cfg = crate::call::tests::config();
+        let base = cfg.profiles[&PeerName("carrier-a".into())].clone();
+        for name in ["tg-b", "tg-a", "tg-c"] {
+            let mut p = (*base).clone();
+            p.name = PeerName(name.into());
+            p.matches.clear();
+            p.address = crate::sip::Target::udp("127.0.0.50:5060".parse().unwrap());
+            cfg.profiles.insert(p.name.clone(), Arc::new(p));
+        }
+        let at = cfg.peer_at("127.0.0.50".parse().unwrap());
+        assert_eq!(at.map(|p| &*p.0), Some("tg-a"));
+    }
+}
