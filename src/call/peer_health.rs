@@ -169,6 +169,17 @@ impl PeerHealth {
             .count();
         let new_ones = u32::try_from(new_ones).unwrap_or(u32::MAX).max(1);
         let mut nth: u32 = 0;
+        // Kept peers whose next ping is further off than their new interval (a reload that
+        // made pings more frequent): brought forward spread over that interval, as their
+        // first pings were. All set to `now + every` they went in one burst, and stayed in
+        // step ever after (the next is set from the send).
+        let late = |p: &crate::config::Profile| {
+            (p.ping.zip(old.get(&p.name)))
+                .is_some_and(|(ping, w)| kept(p) && w.next > now + ping.every)
+        };
+        let late_ones = cfg.profiles.values().filter(|p| late(p)).count();
+        let late_ones = u32::try_from(late_ones).unwrap_or(u32::MAX).max(1);
+        let mut kth: u32 = 0;
         for p in cfg.profiles.values() {
             let Some(ping) = p.ping else { continue };
             let kept = old
@@ -178,7 +189,12 @@ impl PeerHealth {
                 Some(mut w) => {
                     // Sooner when pings became more frequent (a ping out too: the next goes
                     // once it is answered or given up); never later than asked.
-                    w.next = w.next.min(now + ping.every);
+                    if w.next > now + ping.every {
+                        let offset = (ping.every * kth) / late_ones;
+                        let steps = offset.as_millis() / SPREAD_STEP.as_millis();
+                        w.next = now + SPREAD_STEP * u32::try_from(steps).unwrap_or(0);
+                        kth = kth.saturating_add(1);
+                    }
                     w.ping = ping;
                     w.domain.clone_from(&p.domain);
                     w

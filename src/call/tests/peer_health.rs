@@ -371,3 +371,37 @@ fn peers_answering_are_pinged_each_at_its_own_interval() {
     assert_eq!(is_up(&h, "carrier-a"), Some(true));
     assert_eq!(is_up(&h, "carrier-b"), Some(true));
 }
+
+/// A reload that makes pings more frequent brings the kept peers' next pings forward
+/// spread over the new interval, not all to its end: they would go in one burst and stay
+/// in step for good (each next ping is set from its send), the burst the spread of first
+/// pings is there to avoid (2,000 trunks pinged in one core turn). A review found it.
+#[test]
+fn a_reload_to_ping_more_often_spreads_the_kept_peers_pings() {
+    let mut h = pinged(300, 1, true);
+    h.advance(Duration::from_secs(10));
+    for peer in [CARRIER_A, CARRIER_B] {
+        for p in pings(&mut h, peer) {
+            h.recv_msg(peer, reply(&p, 200, "ok", &[], None));
+        }
+    }
+    assert!(h.reload(Arc::new(pinging(10, 1, true))));
+    let mut first: [Option<u32>; 2] = [None, None];
+    for second in 0..=12 {
+        if second > 0 {
+            h.advance(Duration::from_secs(1));
+        } else {
+            h.advance(Duration::ZERO);
+        }
+        for (i, peer) in [CARRIER_A, CARRIER_B].into_iter().enumerate() {
+            for p in pings(&mut h, peer) {
+                first[i].get_or_insert(second);
+                h.recv_msg(peer, reply(&p, 200, "ok", &[], None));
+            }
+        }
+    }
+    let [Some(a), Some(b)] = first else {
+        panic!("each pinged within the new interval: {first:?}");
+    };
+    assert_eq!(a.abs_diff(b), 5, "spread over the 10 s: {first:?}");
+}
