@@ -509,6 +509,10 @@ fn each_peer_has_a_fair_slot_of_its_own() {
         .map(|n| Overload::slot(Some(n), ip))
         .collect();
     assert_eq!(slots.len(), fair::PEER_SLOTS);
+    // An operator's 2,000 profiles: a count each (with 224 slots, nine shared each one).
+    let two_thousand: std::collections::HashSet<usize> =
+        (0..2000).map(|n| Overload::slot(Some(n), ip)).collect();
+    assert_eq!(two_thousand.len(), 2000);
     assert!(Overload::slot(None, ip) >= fair::PEER_SLOTS);
     assert!(Overload::slot(None, ip) < fair::SLOTS);
 }
