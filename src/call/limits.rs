@@ -115,6 +115,8 @@ pub struct Limits {
     /// first refusal; one per profile at most).
     refused_rate: Option<NonZeroU32>,
     refusal_cdrs: HashMap<PeerName, Bucket>,
+    /// `[cdr] refused_rate_total`, and its one bucket for all peers together.
+    refused_total: (Option<NonZeroU32>, Option<Bucket>),
 }
 
 impl Limits {
@@ -130,6 +132,7 @@ impl Limits {
             departed: HashMap::default(),
             refused_rate: cfg.cdr_refused_rate,
             refusal_cdrs: HashMap::default(),
+            refused_total: (None, None),
         };
         l.reconfigure(cfg, cfg);
         l
@@ -141,6 +144,12 @@ impl Limits {
         if self.refused_rate != cfg.cdr_refused_rate {
             self.refused_rate = cfg.cdr_refused_rate;
             self.refusal_cdrs.clear();
+        }
+        if self.refused_total.0 != cfg.cdr_refused_rate_total || self.refused_total.1.is_none() {
+            let total = cfg.cdr_refused_rate_total;
+            let bucket = total
+                .map(|r| RateLimiter::direct_with_clock(Quota::per_second(r), self.clock.clone()));
+            self.refused_total = (total, bucket);
         }
         if self.global.limits != cfg.limits {
             let active = self.global.active;
@@ -380,20 +389,28 @@ impl Limits {
     }
 
     /// An INVITE from `peer` was refused before it became a call: whether its CDR is written
-    /// (`[cdr] refused_rate` a second for each peer, a second's worth at once). A number scan
-    /// or a flood in a peer's name (its address is easy to forge over UDP) is refused at the
+    /// (`[cdr] refused_rate` a second for each peer, and `refused_rate_total` for all of
+    /// them together, a second's worth at once). A number scan or a flood in a peer's name
+    /// (its address is easy to forge over UDP), or in many peers' names, is refused at the
     /// rate it comes, but fills the CDR file no faster than this.
     pub fn record_refusal(&mut self, now: Instant, peer: &PeerName) -> bool {
-        let Some(rate) = self.refused_rate else {
-            return true;
-        };
         self.tick(now);
-        if !self.refusal_cdrs.contains_key(peer) {
-            let b = RateLimiter::direct_with_clock(Quota::per_second(rate), self.clock.clone());
-            self.refusal_cdrs.insert(peer.clone(), b);
+        if let Some(rate) = self.refused_rate {
+            if !self.refusal_cdrs.contains_key(peer) {
+                let b = RateLimiter::direct_with_clock(Quota::per_second(rate), self.clock.clone());
+                self.refusal_cdrs.insert(peer.clone(), b);
+            }
+            if self
+                .refusal_cdrs
+                .get(peer)
+                .is_some_and(|b| b.check().is_err())
+            {
+                return false;
+            }
         }
-        self.refusal_cdrs
-            .get(peer)
+        self.refused_total
+            .1
+            .as_ref()
             .is_none_or(|b| b.check().is_ok())
     }
 

@@ -53,6 +53,8 @@ pub struct CdrSection {
     pub max_pending: Option<Spanned<u64>>,
     /// CDRs of refused INVITEs written per second and peer (0: every one).
     pub refused_rate: Option<Spanned<u64>>,
+    /// The same for all peers together (0: no such cap).
+    pub refused_rate_total: Option<Spanned<u64>>,
 }
 
 impl Default for CdrSection {
@@ -62,6 +64,7 @@ impl Default for CdrSection {
             fail_closed: true,
             max_pending: None,
             refused_rate: None,
+            refused_rate_total: None,
         }
     }
 }

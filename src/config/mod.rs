@@ -204,6 +204,8 @@ pub struct Config {
     /// `[cdr] refused_rate`: CDRs of refused INVITEs written per second for each peer (the
     /// rest are counted); None writes every one.
     pub cdr_refused_rate: Option<std::num::NonZeroU32>,
+    /// `[cdr] refused_rate_total`: the same for all peers together; None: no such cap.
+    pub cdr_refused_rate_total: Option<std::num::NonZeroU32>,
     pub max_message_bytes: usize,
     /// `[protect]`: what strangers and floods get.
     pub protect: Protect,
@@ -322,6 +324,7 @@ impl Config {
             path: cdr_path,
             max_pending: cdr_max_pending,
             refused_rate: cdr_refused_rate,
+            refused_rate_total: cdr_refused_rate_total,
         } = cdr::cdr(&file.cdr, &at, &mut errs);
 
         let media::Media {
@@ -451,6 +454,7 @@ impl Config {
             cdr_fail_closed: file.cdr.fail_closed,
             cdr_max_pending,
             cdr_refused_rate,
+            cdr_refused_rate_total,
             drain,
             metrics,
             media_ip,

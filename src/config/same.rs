@@ -20,6 +20,7 @@ impl Config {
             cdr_fail_closed,
             cdr_max_pending,
             cdr_refused_rate,
+            cdr_refused_rate_total,
             max_message_bytes,
             protect,
             limits,
@@ -49,6 +50,7 @@ impl Config {
             && *cdr_fail_closed == other.cdr_fail_closed
             && *cdr_max_pending == other.cdr_max_pending
             && *cdr_refused_rate == other.cdr_refused_rate
+            && *cdr_refused_rate_total == other.cdr_refused_rate_total
             && *max_message_bytes == other.max_message_bytes
             && *protect == other.protect
             && *limits == other.limits

@@ -486,6 +486,28 @@ fn refused_rate_defaults_to_100_and_0_writes_every_refusal() {
 }
 
 #[test]
+fn refused_rate_total_defaults_to_1000_and_0_sets_no_cap() {
+    let total = |v: Option<&str>| {
+        let gateway = match v {
+            None => GATEWAY.to_string(),
+            Some(v) => GATEWAY.replace(
+                "[cdr]\npath = \"var/cdr.jsonl\"\n",
+                &format!("[cdr]\npath = \"var/cdr.jsonl\"\nrefused_rate_total = {v}\n"),
+            ),
+        };
+        load_tree(&gateway, &standard_profiles()).map(|c| c.cdr_refused_rate_total)
+    };
+    assert_eq!(total(None).unwrap().map(|r| r.get()), Some(1000));
+    assert_eq!(total(Some("0")).unwrap(), None);
+    assert_eq!(total(Some("50")).unwrap().map(|r| r.get()), Some(50));
+    let e = total(Some("1000001")).unwrap_err().to_string();
+    assert!(
+        e.contains("[cdr] refused_rate_total must be 0..=1000000"),
+        "{e}"
+    );
+}
+
+#[test]
 fn overlapping_matches_are_refused() {
     let mut ps = standard_profiles();
     ps[2].1 = ps[2]

@@ -270,3 +270,43 @@ fn refusals_by_the_routes_limits_are_held_to_the_refused_rate() {
     h.recv_msg(CARRIER_A, reply(&inv, 486, "c0", &[], None));
     assert_eq!(h.cdrs.len(), 4);
 }
+
+/// Refusals from many peers together write no more CDRs a second than
+/// `[cdr] refused_rate_total`, each peer's own `refused_rate` notwithstanding: a flood
+/// forged in many peers' names (their addresses are easy to learn) cannot fill the disk
+/// at the core's pace. Every one is still answered. A review found it.
+#[test]
+fn refusals_from_many_peers_are_held_to_the_total_refused_rate() {
+    let one = CallLimits {
+        max_calls: Some(1),
+        cps: None,
+    };
+    let mut cfg = config();
+    cfg.limits = one;
+    cfg.cdr_refused_rate = std::num::NonZeroU32::new(3);
+    cfg.cdr_refused_rate_total = std::num::NonZeroU32::new(4);
+    let mut h = H::with(cfg);
+    call(&mut h, 0);
+    h.one_request(CARRIER_A, Method::Invite);
+    for n in 1..6 {
+        call(&mut h, n);
+    }
+    for n in 6..11 {
+        let invite = invite_text(&format!("lim{n}"), &format!("z9hG4bKlim{n}"), "1000", "")
+            .replace(
+                "Via: SIP/2.0/UDP 127.0.0.2:5060",
+                "Via: SIP/2.0/UDP 127.0.0.3:5060",
+            );
+        h.recv(CARRIER_A, &invite);
+    }
+    let refused = |to: &str, h: &mut H| (h.statuses(to).into_iter()).filter(|s| *s == 503).count();
+    assert_eq!(refused(PHONE, &mut h), 5);
+    assert_eq!(refused(CARRIER_A, &mut h), 5);
+    assert_eq!(
+        h.cdrs.len(),
+        4,
+        "the PBX's 3, then 1 of the carrier's: {:?}",
+        h.cdrs
+    );
+    assert!(h.cdrs.iter().all(|c| c.call_tag == CallTag::RateLimited));
+}

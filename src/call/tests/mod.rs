@@ -184,6 +184,7 @@ pub(crate) fn config() -> Config {
         cdr_fail_closed: true,
         cdr_max_pending: 10_000,
         cdr_refused_rate: None,
+        cdr_refused_rate_total: None,
         callback: Default::default(),
         warnings: Vec::new(),
         limits: Default::default(),

@@ -45,6 +45,7 @@ fn config(edit: impl FnOnce(&mut CallbackConfig)) -> Arc<Config> {
         cdr_fail_closed: true,
         cdr_max_pending: 10_000,
         cdr_refused_rate: None,
+        cdr_refused_rate_total: None,
         drain: Duration::from_secs(1),
         media_ip: IpAddr::from([127, 0, 0, 1]),
         media_ports: (30000, 30009),
