@@ -211,11 +211,19 @@ fn in_e164(n: &str, cc: &str, intl: &str, national: &str) -> String {
     if n.starts_with('+') || !n.bytes().all(|b| b.is_ascii_digit()) || n.is_empty() {
         return n.to_string();
     }
+    // A prefix alone (`0011` dialled in Australia, `0`) is no number: left as dialled, not
+    // made into `+` (or `+61`) with nothing after it.
     if let Some(rest) = n.strip_prefix(intl).filter(|_| !intl.is_empty()) {
-        return format!("+{rest}");
+        return match rest.is_empty() {
+            true => n.to_string(),
+            false => format!("+{rest}"),
+        };
     }
     if let Some(rest) = n.strip_prefix(national).filter(|_| !national.is_empty()) {
-        return format!("+{cc}{rest}");
+        return match rest.is_empty() {
+            true => n.to_string(),
+            false => format!("+{cc}{rest}"),
+        };
     }
     format!("+{cc}{n}")
 }
@@ -290,47 +298,45 @@ pub fn peer_uri_in(
         ""
     };
     let (lead, rest) = split_params(params);
-    match scheme {
-        UriScheme::Tel if phone => {
-            if number.starts_with('+') {
-                format!("tel:{number}{params}")
-            } else {
-                // RFC 3966 §5.1.5: a local number needs a phone-context, in a tel: URI
-                // the peer's host when no better one fits.
-                let ctx = phone_context(private, policy, domain)
-                    .unwrap_or_else(|| host_of(domain).to_string());
-                format!("tel:{number}{lead};phone-context={ctx}{rest}")
-            }
+    if scheme == UriScheme::Tel && phone {
+        if number.starts_with('+') {
+            return format!("tel:{number}{params}");
         }
-        _ => {
-            // `user=phone` says the user part is an RFC 3966 number, where a local one needs
-            // a phone-context (§5.1.5), chosen as in a tel: URI. With none that fits it goes
-            // as dialled, its parameters kept: the peer asked for `user=phone`, and a
-            // dropped `;ext=` or `;rn=` would reach the wrong line.
-            let local = phone && !number.starts_with('+');
-            let context = local
-                .then(|| phone_context(private, policy, domain))
-                .flatten();
-            let user_phone = policy.user_phone && phone;
-            let user = match context {
-                Some(c) if user_phone => format!(
-                    "{}{};phone-context={c}{}",
-                    escape_user(number),
-                    params_in_user(lead),
-                    params_in_user(rest)
-                ),
-                _ if user_phone => {
-                    format!("{}{}", escape_user(number), params_in_user(params))
-                }
-                _ => escape_user(number),
-            };
-            let mut u = format!("sip:{user}@{domain}");
-            if user_phone {
-                u.push_str(";user=phone");
-            }
-            u
+        // RFC 3966 §5.1.5: a local number needs a phone-context. With none that fits (no
+        // country code, a peer known by its address: an IP address is no domain name, and
+        // a bracketed IPv6 one no `descriptor` at all) it goes as a SIP URI at that address,
+        // not as a tel: URI naming the address as its context, which a strict peer refuses
+        // (it named the gateway's own address for an internal peer's callers).
+        if let Some(ctx) = phone_context(private, policy, domain) {
+            return format!("tel:{number}{lead};phone-context={ctx}{rest}");
         }
     }
+    // `user=phone` says the user part is an RFC 3966 number, where a local one needs
+    // a phone-context (§5.1.5), chosen as in a tel: URI. With none that fits it goes
+    // as dialled, its parameters kept: the peer asked for `user=phone`, and a
+    // dropped `;ext=` or `;rn=` would reach the wrong line.
+    let local = phone && !number.starts_with('+');
+    let context = local
+        .then(|| phone_context(private, policy, domain))
+        .flatten();
+    let user_phone = policy.user_phone && phone;
+    let user = match context {
+        Some(c) if user_phone => format!(
+            "{}{};phone-context={c}{}",
+            escape_user(number),
+            params_in_user(lead),
+            params_in_user(rest)
+        ),
+        _ if user_phone => {
+            format!("{}{}", escape_user(number), params_in_user(params))
+        }
+        _ => escape_user(number),
+    };
+    let mut u = format!("sip:{user}@{domain}");
+    if user_phone {
+        u.push_str(";user=phone");
+    }
+    u
 }
 
 /// The Request-URI toward a peer: its URI plus the operator's `request_uri_params`.

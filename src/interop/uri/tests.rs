@@ -501,3 +501,53 @@ fn a_plus_before_a_service_code_is_no_telephone_number() {
     assert!(!uri.starts_with("tel:"), "{uri}");
     assert!(crate::sip::dialled_number(&uri).is_some(), "{uri}");
 }
+
+/// A prefix dialled alone is no number: left as dialled. Before, Australia's international
+/// prefix `0011` alone became `sip:+@peer`, and a national prefix alone the country code.
+#[test]
+fn a_prefix_dialled_alone_is_left_as_dialled() {
+    let au = UriPolicy {
+        international_prefix: "0011".into(),
+        national_prefix: "0".into(),
+        short_code_digits: 0,
+        ..e164("61")
+    };
+    assert_eq!(normalise_number(&n("0011", None), &au), "0011");
+    assert_eq!(normalise_number(&n("0", None), &au), "0");
+    assert_eq!(normalise_number(&n("001144", None), &au), "+44");
+}
+
+/// A local number toward a `scheme = "tel"` (or `"keep"`) peer with no country code and
+/// known by its address has no phone-context that fits (an IP address is no domain name,
+/// RFC 3966 §3): it goes as a SIP URI at that address. Before, the address itself was
+/// written as the context (`tel:3000;phone-context=127.0.0.1`, or a bracketed IPv6
+/// address), which a strict peer refuses; for an internal peer's callers it named the
+/// gateway's own address. A review found it.
+#[test]
+fn a_local_number_with_no_context_that_fits_goes_as_a_sip_uri() {
+    let tel = UriPolicy {
+        scheme: UriScheme::Tel,
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        peer_uri("3000", false, &tel, "127.0.0.1"),
+        "sip:3000@127.0.0.1"
+    );
+    assert_eq!(
+        peer_uri("5550100", false, &tel, "[2001:db8::1]"),
+        "sip:5550100@[2001:db8::1]"
+    );
+    let keep = UriPolicy {
+        scheme: UriScheme::Keep,
+        ..UriPolicy::default()
+    };
+    assert_eq!(
+        peer_uri("3000", true, &keep, "10.0.0.5:5070"),
+        "sip:3000@10.0.0.5:5070"
+    );
+    // A domain name still fits: a tel: URI in it.
+    assert_eq!(
+        peer_uri("3000", false, &tel, "pbx.example.com"),
+        "tel:3000;phone-context=pbx.example.com"
+    );
+}
