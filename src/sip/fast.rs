@@ -168,80 +168,6 @@ pub fn top_via_sent_by(wire: &[u8]) -> Option<(Vec<u8>, u16)> {
     Some((host.to_vec(), port))
 }
 
-/// The port a request's Request-URI names when its host is the literal address `ip`
-/// (5060 when it names none, 5061 for `sips:`); `None` when it names another host or cannot
-/// be read. In a dialog the Request-URI is the peer's Contact: where it listens.
-pub fn request_uri_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
-    let line = &wire[..memchr::memchr(b'\n', wire).unwrap_or(wire.len())];
-    uri_port_for(line.split(|&b| b == b' ').nth(1)?, ip)
-}
-
-/// Where a request of ours in a dialog goes when the peer's connection has closed: the port
-/// its top Route names when that names `ip` (a proxy that record-routed the dialog, RFC 3261
-/// §12.2.1.1: the next hop, not the Contact behind it), else [`request_uri_port_for`].
-/// Read from the head as we build it: one `Route` line per value list, no folding.
-pub fn next_hop_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
-    let head_end = memchr::memmem::find(wire, b"\r\n\r\n").unwrap_or(wire.len());
-    let top_route = wire[..head_end]
-        .split(|&b| b == b'\n')
-        .skip(1)
-        .find_map(|line| match name_of(line) {
-            Some((Name::Route, value)) => Some(value),
-            _ => None,
-        });
-    let routed = top_route.and_then(|value| {
-        let open = memchr::memchr(b'<', value)?;
-        let close = open + memchr::memchr(b'>', &value[open..])?;
-        let uri = &value[open + 1..close];
-        // A strict router (no `;lr`) is in the Request-URI, the next hop; the top Route is
-        // then the entry after it (RFC 3261 §12.2.1.1).
-        let uri = &uri[..memchr::memchr(b'?', uri).unwrap_or(uri.len())];
-        let loose = uri.split(|&b| b == b';').skip(1).any(|p| {
-            let name = p.split(|&b| b == b'=').next().unwrap_or_default();
-            name.trim_ascii().eq_ignore_ascii_case(b"lr")
-        });
-        loose.then(|| uri_port_for(uri, ip)).flatten()
-    });
-    routed.or_else(|| request_uri_port_for(wire, ip))
-}
-
-/// The port a SIP URI names when its host is the literal address `ip` (5060 when it names
-/// none, 5061 for `sips:`).
-fn uri_port_for(uri: &[u8], ip: std::net::IpAddr) -> Option<u16> {
-    let (default, rest) = if uri.len() > 5 && uri[..5].eq_ignore_ascii_case(b"sips:") {
-        (5061, &uri[5..])
-    } else if uri.len() > 4 && uri[..4].eq_ignore_ascii_case(b"sip:") {
-        (5060, &uri[4..])
-    } else {
-        return None;
-    };
-    let rest = &rest[..memchr::memchr(b'?', rest).unwrap_or(rest.len())];
-    let hostport = match memchr::memrchr(b'@', rest) {
-        Some(at) => &rest[at + 1..],
-        None => rest,
-    };
-    let hostport = &hostport[..memchr::memchr(b';', hostport).unwrap_or(hostport.len())];
-    let (host, port) = match hostport.strip_prefix(b"[") {
-        Some(v6) => {
-            let close = memchr::memchr(b']', v6)?;
-            (&v6[..close], &v6[close + 1..])
-        }
-        None => match memchr::memchr(b':', hostport) {
-            Some(c) => (&hostport[..c], &hostport[c..]),
-            None => (hostport, &b""[..]),
-        },
-    };
-    let host: std::net::IpAddr = std::str::from_utf8(host).ok()?.parse().ok()?;
-    if host.to_canonical() != ip.to_canonical() {
-        return None;
-    }
-    match port.strip_prefix(b":") {
-        None if port.is_empty() => Some(default),
-        None => None,
-        Some(p) => std::str::from_utf8(p).ok()?.parse().ok().filter(|&p| p > 0),
-    }
-}
-
 /// ASCII case-insensitive search.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len())
@@ -483,7 +409,9 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
     }
 }
 
+mod next_hop;
 mod reply;
+pub use next_hop::{next_hop_elsewhere, next_hop_port_for, request_uri_port_for};
 pub use reply::refuse;
 
 #[cfg(test)]

@@ -704,6 +704,48 @@ async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
     assert!(!reg.connecting.contains_key(&from));
 }
 
+/// A request in a dialog whose peer behind NAT (its Contact a private address) has lost its
+/// connection is not put on another connection up at that address and port: one from the
+/// NAT, perhaps another host's behind it, which would get this dialog's Call-ID, tags and
+/// numbers. Dropped (its transaction fails), as an answer is. Before, the BYE went onto it.
+/// A review found it.
+#[tokio::test]
+async fn a_request_for_a_natted_peers_closed_connection_goes_onto_no_other_at_its_port() {
+    let (mut reg, _queues) = registry();
+    let nat: SocketAddr = "127.0.0.2:40009".parse().unwrap();
+    let (old, _d1) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.up(ConnId(3), nat, old);
+    reg.down(ConnId(3));
+    let (other, _d2) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.up(ConnId(5), nat, other.clone());
+    let target = Target {
+        transport: Transport::Tcp,
+        addr: nat,
+        conn: Some(ConnId(3)),
+        listener: None,
+    };
+    let bye = |uri: &str| {
+        Bytes::from(format!(
+            "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKnat\r\n\
+             From: <sip:2000@127.0.0.1>;tag=b\r\nTo: <sip:1000@127.0.0.2>;tag=a\r\nCall-ID: nat\r\n\
+             CSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        ))
+    };
+    let txn = Some(TxnId::for_tests(9));
+    assert_eq!(
+        reg.send(target, bye("sip:1000@192.168.1.20:5060;transport=tcp"), txn),
+        txn,
+        "dropped: its transaction fails"
+    );
+    assert!(other.is_written(), "nothing on the other connection");
+    // A Contact naming a host name says nothing of NAT: the connection there is used.
+    assert_eq!(
+        reg.send(target, bye("sip:1000@phone.example.com;transport=tcp"), txn),
+        None
+    );
+    assert!(!other.is_written(), "written there");
+}
+
 /// The same with a proxy on the path: a dialog the proxy record-routed goes to the proxy's
 /// port its top Route names (RFC 3261 §12.2.1.1), not to the closed connection's, nor to the
 /// Contact behind it (another host). Before, the BYE went to the closed connection's port.

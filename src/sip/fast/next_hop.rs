@@ -1,0 +1,142 @@
+//! Where a request of ours in a dialog goes when the peer's connection has closed: the port
+//! its next hop names at the peer's address, read off the wire form we built.
+
+use super::{Name, name_of};
+
+/// What a URI's host says of the address `ip` a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    /// `ip` itself, at this port.
+    Here(u16),
+    /// Another IP address (a NATed phone's private Contact).
+    Elsewhere,
+    /// A host name, or nothing readable.
+    Unknown,
+}
+
+/// The port a request's Request-URI names when its host is the literal address `ip`
+/// (5060 when it names none, 5061 for `sips:`); `None` when it names another host or cannot
+/// be read. In a dialog the Request-URI is the peer's Contact: where it listens.
+pub fn request_uri_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
+    match request_uri_hop(wire, ip) {
+        Hop::Here(port) => Some(port),
+        _ => None,
+    }
+}
+
+fn request_uri_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
+    let line = &wire[..memchr::memchr(b'\n', wire).unwrap_or(wire.len())];
+    line.split(|&b| b == b' ')
+        .nth(1)
+        .map_or(Hop::Unknown, |uri| uri_hop(uri, ip))
+}
+
+/// Where a request of ours in a dialog goes when the peer's connection has closed: the port
+/// its top Route names when that names `ip` (a proxy that record-routed the dialog, RFC 3261
+/// §12.2.1.1: the next hop, not the Contact behind it), else [`request_uri_port_for`].
+/// Read from the head as we build it: one `Route` line per value list, no folding.
+pub fn next_hop_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
+    match next_hop(wire, ip) {
+        Hop::Here(port) => Some(port),
+        _ => None,
+    }
+}
+
+/// Whether the next hop of our request in a dialog (as [`next_hop_port_for`] reads it)
+/// names an IP address other than `ip`: the peer is behind NAT (its Contact a private
+/// address), so no connection but its own reaches it.
+pub fn next_hop_elsewhere(wire: &[u8], ip: std::net::IpAddr) -> bool {
+    next_hop(wire, ip) == Hop::Elsewhere
+}
+
+fn next_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
+    let head_end = memchr::memmem::find(wire, b"\r\n\r\n").unwrap_or(wire.len());
+    let top_route = wire[..head_end]
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .find_map(|line| match name_of(line) {
+            Some((Name::Route, value)) => Some(value),
+            _ => None,
+        });
+    let routed = top_route.and_then(|value| {
+        let open = memchr::memchr(b'<', value)?;
+        let close = open + memchr::memchr(b'>', &value[open..])?;
+        let uri = &value[open + 1..close];
+        // A strict router (no `;lr`) is in the Request-URI, the next hop; the top Route is
+        // then the entry after it (RFC 3261 §12.2.1.1).
+        let uri = &uri[..memchr::memchr(b'?', uri).unwrap_or(uri.len())];
+        let loose = uri.split(|&b| b == b';').skip(1).any(|p| {
+            let name = p.split(|&b| b == b'=').next().unwrap_or_default();
+            name.trim_ascii().eq_ignore_ascii_case(b"lr")
+        });
+        loose.then(|| uri_hop(uri, ip))
+    });
+    match routed {
+        Some(Hop::Here(port)) => Hop::Here(port),
+        _ => request_uri_hop(wire, ip),
+    }
+}
+
+/// The port a SIP URI names when its host is the literal address `ip` (5060 when it names
+/// none, 5061 for `sips:`).
+fn uri_hop(uri: &[u8], ip: std::net::IpAddr) -> Hop {
+    uri_port_for(uri, ip).unwrap_or_else(|| match uri_ip(uri) {
+        Some(other) if other.to_canonical() != ip.to_canonical() => Hop::Elsewhere,
+        _ => Hop::Unknown,
+    })
+}
+
+/// The IP address a SIP URI's host is, when it is one.
+fn uri_ip(uri: &[u8]) -> Option<std::net::IpAddr> {
+    let (_, rest) = scheme_and_rest(uri)?;
+    let (host, _) = host_and_port(rest)?;
+    std::str::from_utf8(host).ok()?.parse().ok()
+}
+
+/// A SIP URI's default port and what follows its scheme.
+fn scheme_and_rest(uri: &[u8]) -> Option<(u16, &[u8])> {
+    if uri.len() > 5 && uri[..5].eq_ignore_ascii_case(b"sips:") {
+        Some((5061, &uri[5..]))
+    } else if uri.len() > 4 && uri[..4].eq_ignore_ascii_case(b"sip:") {
+        Some((5060, &uri[4..]))
+    } else {
+        None
+    }
+}
+
+/// A SIP URI's host (brackets off) and what follows it up to its parameters (`:port` or
+/// nothing), from what follows its scheme.
+fn host_and_port(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = &rest[..memchr::memchr(b'?', rest).unwrap_or(rest.len())];
+    let hostport = match memchr::memrchr(b'@', rest) {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    let hostport = &hostport[..memchr::memchr(b';', hostport).unwrap_or(hostport.len())];
+    Some(match hostport.strip_prefix(b"[") {
+        Some(v6) => {
+            let close = memchr::memchr(b']', v6)?;
+            (&v6[..close], &v6[close + 1..])
+        }
+        None => match memchr::memchr(b':', hostport) {
+            Some(c) => (&hostport[..c], &hostport[c..]),
+            None => (hostport, &b""[..]),
+        },
+    })
+}
+
+/// [`uri_hop`]'s `Here`: `uri`'s port when its host is `ip`.
+fn uri_port_for(uri: &[u8], ip: std::net::IpAddr) -> Option<Hop> {
+    let (default, rest) = scheme_and_rest(uri)?;
+    let (host, port) = host_and_port(rest)?;
+    let host: std::net::IpAddr = std::str::from_utf8(host).ok()?.parse().ok()?;
+    if host.to_canonical() != ip.to_canonical() {
+        return None;
+    }
+    let port = match port.strip_prefix(b":") {
+        None if port.is_empty() => Some(default),
+        None => None,
+        Some(p) => std::str::from_utf8(p).ok()?.parse().ok().filter(|&p| p > 0),
+    };
+    Some(port.map_or(Hop::Unknown, Hop::Here))
+}
