@@ -54,3 +54,22 @@ pub(super) fn checks(
         }
     }
 }
+
+/// How long the shipped front lets an INVITE ring (its `fr_inv_timer`) before it gives up
+/// itself with a `408`.
+const FRONT_RING: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A warning when a call may ring (`longest`, any route's or profile's `ring_timeout_s`)
+/// longer than the shipped front lets it: the front cuts it first, and the instance records
+/// the front's CANCEL as the caller's (`caller_cancel`).
+pub(super) fn rings_past_front(longest: std::time::Duration) -> Option<String> {
+    (longest > FRONT_RING).then(|| {
+        format!(
+            "warning: a ring_timeout_s of {} s behind [sip] front: the shipped front gives up \
+             an INVITE after {} s (its fr_inv_timer; max_inv_lifetime 330 s), cutting such a \
+             call as the caller's CANCEL; raise both in the front's configuration",
+            longest.as_secs(),
+            FRONT_RING.as_secs()
+        )
+    })
+}

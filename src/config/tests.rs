@@ -2104,3 +2104,22 @@ fn profiles_sharing_an_address_outside_every_match_name_the_first_in_order() {
         assert_eq!(at.map(|p| &*p.0), Some("tg-a"));
     }
 }
+
+/// Behind a front, a call that may ring longer than the shipped front lets an INVITE ring
+/// (300 s) is warned of: the front would cut it, recorded as the caller's CANCEL. Without
+/// a front, or ringing no longer, no warning. A review found `check` silent on it.
+#[test]
+fn behind_a_front_a_ring_longer_than_the_fronts_is_warned_of() {
+    let behind = GATEWAY.replace(
+        "advertise = \"127.0.0.1\"",
+        "advertise = \"127.0.0.1\"\nfront = \"udp:127.0.0.10:5060\"",
+    );
+    let warned = |gateway: &str| {
+        let cfg = load_tree(gateway, &standard_profiles()).unwrap_or_else(|e| panic!("{e}"));
+        (cfg.warnings.iter()).any(|w| w.to_string().contains("ring_timeout_s of 400 s behind"))
+    };
+    let long = |g: &str| g.replace("ring_timeout_s = 30", "ring_timeout_s = 400");
+    assert!(warned(&long(&behind)));
+    assert!(!warned(&behind));
+    assert!(!warned(&long(GATEWAY)));
+}
