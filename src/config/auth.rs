@@ -29,10 +29,10 @@ impl Config {
     /// `None`: decide by source alone ([`Config::peer_for_source`]).
     pub fn peer_for_contact(&self, source: IpAddr, request_uri: &str) -> Option<&Arc<Profile>> {
         let user = uri_user(request_uri)?;
-        let mut owners = self.profiles.values().filter(|p| {
-            p.register.as_ref().is_some_and(|r| r.contact_user == user)
-                && p.matches.iter().any(|n| n.contains(&source))
-        });
+        let named = self.peers.get(&self.profiles).registered_as(user);
+        let mut owners = (named.iter())
+            .filter_map(|n| self.profiles.get(n))
+            .filter(|p| p.matches.iter().any(|n| n.contains(&source)));
         let first = owners.next()?;
         // Two trunks registering the same contact user from overlapping networks: ambiguous,
         // so the source decides.

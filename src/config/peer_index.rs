@@ -44,6 +44,10 @@ pub(super) struct PeerIndex {
     /// address, trunk-group variants on one SBC, the first name in order, at every reload
     /// alike: a scan of the profiles' map took whichever its random order gave first).
     addresses: HashMap<IpAddr, PeerName>,
+    /// Each registering profile's `contact_user` → those profiles, in name order: an
+    /// INVITE to a registered contact is its trunk's (`Config::peer_for_contact`), looked
+    /// up by the user, not by a scan of every profile for every INVITE.
+    contacts: HashMap<String, Vec<PeerName>>,
     /// Each profile's place in name order: overload control's fair share tells peers apart
     /// by it (a hash of the name put two peers in one slot now and then, for good).
     order: HashMap<PeerName, usize>,
@@ -60,6 +64,12 @@ impl PeerIndex {
         };
         let mut names: Vec<&PeerName> = profiles.keys().collect();
         names.sort();
+        for name in &names {
+            if let Some(r) = profiles.get(*name).and_then(|p| p.register.as_ref()) {
+                let owners = idx.contacts.entry(r.contact_user.clone()).or_default();
+                owners.push((*name).clone());
+            }
+        }
         idx.order = (names.into_iter().cloned()).zip(0..).collect();
         for p in profiles.values() {
             (idx.addresses.entry(p.address.addr.ip().to_canonical()))
@@ -95,6 +105,11 @@ impl PeerIndex {
     /// Whether `ip` (canonical) is a profile's `address`.
     pub(super) fn is_address(&self, ip: IpAddr) -> bool {
         self.addresses.contains_key(&ip)
+    }
+
+    /// The registering profiles whose `contact_user` is `user`, in name order.
+    pub(super) fn registered_as(&self, user: &str) -> &[PeerName] {
+        self.contacts.get(user).map_or(&[], Vec::as_slice)
     }
 
     /// The profile whose `address` `ip` (canonical) is.
