@@ -10,10 +10,12 @@ use ipnet::IpNet;
 use crate::call::{CallRef, MAX_MOVED_RELOADS};
 use crate::config::prefix_table::PrefixTable;
 
-/// How many departed networks are kept over all the reloads whose calls are still up: far
-/// more than an operator's profiles name; past it the oldest are forgotten rather than the
-/// set growing.
-pub(crate) const MAX_DEPARTED: usize = 4096;
+/// How many departed networks are kept over all the reloads whose calls are still up: more
+/// than an operator's profiles name (2,000 profiles of a few networks each, removed or
+/// re-addressed over a few reloads: 4,096 was about one reload's worth, and the oldest
+/// peers' BYEs were then dropped at the edge as strangers'); past it the oldest are
+/// forgotten rather than the set growing. Some 64 bytes a network, indexed: 4 MiB at most.
+pub(crate) const MAX_DEPARTED: usize = 65_536;
 
 /// Each reload's departed networks, oldest first, by the number below which the calls up at
 /// it began (the core counts those calls by the same number), and all of them indexed: the
