@@ -101,6 +101,36 @@ pub(super) fn outlasts_front(p: &Protect) -> Option<String> {
     })
 }
 
+/// A warning when more trunks are reached over TCP (distinct `tcp:` ones among the
+/// profiles' `addresses`) than `[protect] max_tcp_total` keeps for the gateway's own connections once
+/// peers' connections fill the rest (a sixteenth, rounded up): past that, a flood of
+/// phones' connections leaves some trunks unreachable (their calls fail over, their
+/// registrations and pings fail), and `max_tcp_total` takes a restart to raise.
+pub(super) fn tcp_trunks_past_reserve(
+    p: &Protect,
+    addresses: impl Iterator<Item = crate::sip::Target>,
+) -> Option<String> {
+    let tcp: std::collections::HashSet<_> = addresses
+        .filter(|a| a.transport == crate::sip::Transport::Tcp)
+        .map(|a| a.addr)
+        .collect();
+    let tcp_peers = tcp.len();
+    let kept = if p.max_tcp_total < 2 {
+        0
+    } else {
+        p.max_tcp_total.div_ceil(16)
+    };
+    (tcp_peers > kept).then(|| {
+        format!(
+            "warning: {tcp_peers} peers are reached over tcp: but [protect] max_tcp_total = {} \
+             keeps only {kept} connections for the gateway's own when peers' connections fill \
+             the rest; raise max_tcp_total to at least {} (it needs a restart)",
+            p.max_tcp_total,
+            tcp_peers * 16
+        )
+    })
+}
+
 /// What happens to requests from sources no profile matches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UnknownSources {

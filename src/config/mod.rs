@@ -402,6 +402,8 @@ impl Config {
             family_warnings(p, &at, told, media_ip, &listen, &mut warnings);
             families::listener_errors(p, &at, &listen, &advertise, (&mut errs, &mut warnings));
         }
+        let past = limits::tcp_trunks_past_reserve(&protect, profiles.values().map(|p| p.address));
+        warnings.extend(past.map(|w| ConfigError::file(path, w)));
         if let Some(f) = front {
             if let Some(w) = families::front_cannot_reach(&advertise, f.addr.ip()) {
                 warnings.push(at(file.sip.advertise.span(), w));

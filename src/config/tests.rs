@@ -2123,3 +2123,25 @@ fn behind_a_front_a_ring_longer_than_the_fronts_is_warned_of() {
     assert!(!warned(&behind));
     assert!(!warned(&long(GATEWAY)));
 }
+
+/// More trunks reached over TCP than `[protect] max_tcp_total` keeps for the gateway's own
+/// connections (a sixteenth) is warned of: peers' connections filling the rest would leave
+/// some trunks unreachable. A review found `check` silent on it.
+#[test]
+fn more_tcp_trunks_than_the_own_reserve_is_warned_of() {
+    let warned = |total: u32| {
+        let gateway = GATEWAY.replace(
+            "[cdr]",
+            &format!("[protect]\nmax_tcp_total = {total}\n\n[cdr]"),
+        );
+        let mut ps = standard_profiles();
+        for p in &mut ps[1..] {
+            p.1 = p.1.replace("udp:", "tcp:");
+        }
+        let cfg = load_tree(&gateway, &ps).unwrap_or_else(|e| panic!("{e}"));
+        (cfg.warnings.iter()).any(|w| w.to_string().contains("2 peers are reached over tcp:"))
+    };
+    // 16 keeps 1 for our own: two tcp: trunks are too many; 32 keeps 2.
+    assert!(warned(16));
+    assert!(!warned(32));
+}
