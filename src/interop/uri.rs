@@ -477,7 +477,14 @@ pub fn valid_host(host: &str) -> bool {
     if host.parse::<std::net::IpAddr>().is_ok() {
         return port.is_none() || host.parse::<std::net::Ipv4Addr>().is_ok();
     }
-    host_labels(host.strip_suffix('.').unwrap_or(host))
+    // A name's last label starts with a letter (RFC 3261 §25.1 `toplabel`): `10.0.0.256`
+    // or `1.2.3` is a mistyped address, not a name every URI should carry.
+    let name = host.strip_suffix('.').unwrap_or(host);
+    host_labels(name)
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|top| top.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 #[cfg(test)]

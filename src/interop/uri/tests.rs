@@ -326,6 +326,11 @@ fn host_validation() {
         "h:0",
         "h:70000",
         "h:",
+        // No name either: a mistyped address, a name whose last label is a number.
+        "999.1.1.1",
+        "10.0.0.256",
+        "1.2.3",
+        "x.123",
     ] {
         assert!(!valid_host(bad), "{bad}");
     }
