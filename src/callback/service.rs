@@ -49,6 +49,8 @@ pub const QUEUE_FULL_WAIT: Duration = Duration::from_millis(50);
 /// `max_duration`) before the service stops waiting for the call layer's `on_ended`: a
 /// lost report must not hold a `max_active` slot for ever.
 pub const WATCHDOG_GRACE: Duration = Duration::from_secs(600);
+/// A peer that says nothing is given up after Timer B (64·T1), whatever its ring timeout.
+const TIMER_B: Duration = Duration::from_secs(32);
 
 /// What the service asks of the shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,8 +430,17 @@ impl Service {
         })
     }
 
-    /// Longest two legs may take to be answered: twice the longest ring timeout configured.
+    /// Longest one leg may take to be answered, given from the REQUEST for user1's and again
+    /// from user1's answer for user2's: the longest ring timeout configured (or Timer B's
+    /// 32 s, a peer that says nothing), once for each peer of the longest route (each may be
+    /// tried in turn, failing over), with the grace. Before, twice the longest ring timeout
+    /// for both legs together: two legs failing over through several trunks each outlasted
+    /// it, and the watchdog ended a call-back the call layer was still placing.
     fn setup_allowance(&self) -> Duration {
+        let tries = (self.cfg.routes.iter().map(|r| r.to.len()))
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let longest = self
             .cfg
             .routes
@@ -439,7 +450,8 @@ impl Service {
             .chain([DEFAULT_RING_TIMEOUT])
             .max()
             .unwrap_or(DEFAULT_RING_TIMEOUT);
-        longest.saturating_mul(2) + WATCHDOG_GRACE
+        (longest.max(TIMER_B)).saturating_mul(u32::try_from(tries).unwrap_or(u32::MAX))
+            + WATCHDOG_GRACE
     }
 
     /// Whether some route takes `number` from the call-back's peer.

@@ -19,6 +19,7 @@ impl Service {
         if next == State::Ended {
             return;
         }
+        let allowance = self.setup_allowance();
         let Some(Entry {
             phase:
                 Phase::Active {
@@ -37,6 +38,12 @@ impl Service {
             return;
         }
         *state = next;
+        if next == State::Calling2 {
+            // user1 answered: user2's leg has its own allowance from now.
+            self.watchdog.remove(&(*deadline, id.clone()));
+            *deadline = now + allowance;
+            self.watchdog.insert((*deadline, id.clone()));
+        }
         if next == State::Connected {
             *connected_at = Some(now);
             // Connected: the call layer ends it at max_duration at the latest.

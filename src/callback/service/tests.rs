@@ -738,8 +738,9 @@ fn a_call_back_whose_end_is_never_reported_is_released_by_the_watchdog() {
     let mut h = H::default();
     let start = h.now;
     h.request("a", "1001", "1002");
-    // Two legs of the default 120 s ring timeout, plus the grace.
-    let setup = Duration::from_secs(2 * 120) + WATCHDOG_GRACE;
+    // user1's leg: the default 120 s ring timeout for each peer of the longest route (one
+    // here), plus the grace.
+    let setup = Duration::from_secs(120) + WATCHDOG_GRACE;
     assert_eq!(h.svc.poll_timeout(), Some(start + setup));
     let out = h.fire().unwrap();
     assert_eq!(out.len(), 2, "{out:?}");
@@ -752,6 +753,31 @@ fn a_call_back_whose_end_is_never_reported_is_released_by_the_watchdog() {
     assert_eq!(h.svc.stats().expired, 1);
     // The report that finally arrives changes nothing.
     assert!(h.end("a", Outcome::Connected).is_empty());
+}
+
+/// Each leg may fail over through every peer of the longest route, each ringing its ring
+/// timeout: user1's leg is allowed that from the REQUEST, and user2's as much again from
+/// user1's answer. Before, twice the longest ring timeout for both legs: two legs failing
+/// over through three trunks each outlasted it, and the watchdog ended a call-back the call
+/// layer was still placing. A review found it.
+#[test]
+fn each_leg_is_allowed_a_ring_for_every_peer_of_the_longest_route() {
+    let mut h = H::default();
+    let mut c = (*config(|_| {})).clone();
+    c.routes[0].to = ["carrier-a", "carrier-b", "carrier-c"]
+        .map(|p| PeerName(p.into()))
+        .to_vec();
+    h.svc.set_config(Arc::new(c));
+    h.request("a", "1001", "1002");
+    let leg = Duration::from_secs(3 * 120) + WATCHDOG_GRACE;
+    assert_eq!(h.svc.poll_timeout(), Some(h.now + leg));
+    h.advance(Duration::from_secs(700));
+    h.svc.on_progress(h.now, &id("a"), State::Calling2);
+    assert_eq!(
+        h.svc.poll_timeout(),
+        Some(h.now + leg),
+        "user2's leg, from now"
+    );
 }
 
 #[test]
