@@ -477,14 +477,15 @@ pub fn valid_host(host: &str) -> bool {
     if host.parse::<std::net::IpAddr>().is_ok() {
         return port.is_none() || host.parse::<std::net::Ipv4Addr>().is_ok();
     }
-    // A name's last label starts with a letter (RFC 3261 §25.1 `toplabel`): `10.0.0.256`
-    // or `1.2.3` is a mistyped address, not a name every URI should carry.
+    // A name whose last label is all digits (`10.0.0.256`, `1.2.3`, `x.123`) is a mistyped
+    // address, not a name every URI should carry. (RFC 3261's `toplabel` starts with a
+    // letter; a container's host name such as `3f2a9c1b7d4e` does not, and is kept.)
     let name = host.strip_suffix('.').unwrap_or(host);
     host_labels(name)
-        && name
+        && !name
             .rsplit('.')
             .next()
-            .is_some_and(|top| top.starts_with(|c: char| c.is_ascii_alphabetic()))
+            .is_some_and(|top| top.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -310,6 +310,9 @@ fn host_validation() {
         "[2001:db8::1]",
         "2001:db8::1",
         "a-b.c",
+        // A container's host name, a name starting with a digit.
+        "3f2a9c1b7d4e",
+        "1pbx.example.com",
     ] {
         assert!(valid_host(good), "{good}");
     }
