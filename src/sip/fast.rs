@@ -411,7 +411,7 @@ pub fn peek(raw: &[u8]) -> Peek<'_> {
 
 mod next_hop;
 mod reply;
-pub use next_hop::{next_hop_elsewhere, next_hop_port_for, request_uri_port_for};
+pub use next_hop::{next_hop_natted, next_hop_port_for, request_uri_port_for};
 pub use reply::refuse;
 
 #[cfg(test)]

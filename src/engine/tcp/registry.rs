@@ -186,16 +186,14 @@ impl Registry {
             if let Some(&c) = self.by_addr.get(&addr) {
                 self.forget_if_ended(c);
             }
-            // A request toward a peer behind NAT (its Contact names another address) goes
-            // onto no other connection up at the closed one's address and port: it comes
-            // from the NAT, and may be another host's (a carrier-grade NAT gives ports
-            // anew), which would get this dialog's Call-ID, tags, numbers and SDP; dropped,
-            // as an answer is above. The peer reconnected gets the dialog's requests once
-            // it speaks in it (`call/follow.rs`).
-            if !is_response(&bytes)
-                && self.by_addr.contains_key(&addr)
-                && crate::sip::fast::next_hop_elsewhere(&bytes, addr.ip())
-            {
+            // A request toward a peer behind NAT (its Contact a private address, its
+            // connection from a public one) goes onto no other connection up at the closed
+            // one's address and port, nor a new one there: either reaches the NAT's port,
+            // which may be another host's now (a carrier-grade NAT gives ports anew), and
+            // it would get this dialog's Call-ID, tags, numbers and SDP. Dropped (its
+            // transaction fails). The peer reconnected gets the dialog's requests once it
+            // speaks in it (`call/follow.rs`).
+            if !is_response(&bytes) && crate::sip::fast::next_hop_natted(&bytes, addr.ip()) {
                 debug!(%addr, "TCP connection of a peer behind NAT closed before our request: dropped");
                 crate::ops::metrics::refused("tcp_connection_gone");
                 return txn;

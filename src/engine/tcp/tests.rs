@@ -704,11 +704,11 @@ async fn a_request_for_a_closed_connection_goes_to_the_peers_contact_port() {
     assert!(!reg.connecting.contains_key(&from));
 }
 
-/// A request in a dialog whose peer behind NAT (its Contact a private address) has lost its
-/// connection is not put on another connection up at that address and port: one from the
-/// NAT, perhaps another host's behind it, which would get this dialog's Call-ID, tags and
-/// numbers. Dropped (its transaction fails), as an answer is. Before, the BYE went onto it.
-/// A review found it.
+/// A request in a dialog whose peer behind NAT (its Contact a private address, its
+/// connection from a public one) has lost its connection is not put on another connection
+/// up at that address and port, nor on a new one there: either reaches the NAT's port,
+/// perhaps another host's now, which would get this dialog's Call-ID, tags and numbers.
+/// Dropped (its transaction fails). Before, the BYE went onto it. A review found it.
 #[tokio::test]
 async fn a_request_for_a_natted_peers_closed_connection_goes_onto_no_other_at_its_port() {
     let (mut reg, _queues) = registry();
@@ -738,12 +738,30 @@ async fn a_request_for_a_natted_peers_closed_connection_goes_onto_no_other_at_it
         "dropped: its transaction fails"
     );
     assert!(other.is_written(), "nothing on the other connection");
-    // A Contact naming a host name says nothing of NAT: the connection there is used.
+    // Nor a new connection there, once none is up: the NAT's port may be another host's.
+    reg.down(ConnId(5));
+    assert_eq!(
+        reg.send(target, bye("sip:1000@192.168.1.20:5060;transport=tcp"), txn),
+        txn
+    );
+    assert!(reg.connecting.is_empty(), "no connection to the NAT's port");
+    // A Contact naming a host name, or another public address (an SBC's other interface),
+    // says nothing of NAT: the connection there is used.
+    let (again, _d3) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.up(ConnId(6), nat, again.clone());
     assert_eq!(
         reg.send(target, bye("sip:1000@phone.example.com;transport=tcp"), txn),
         None
     );
-    assert!(!other.is_written(), "written there");
+    assert!(!again.is_written(), "written there");
+    let (third, _d4) = Writer::new((SharedBudget::new(ALL_WRITES_BUDGET), None));
+    reg.down(ConnId(6));
+    reg.up(ConnId(7), nat, third.clone());
+    assert_eq!(
+        reg.send(target, bye("sip:1000@198.51.100.7:5060;transport=tcp"), txn),
+        None
+    );
+    assert!(!third.is_written(), "written there too");
 }
 
 /// The same with a proxy on the path: a dialog the proxy record-routed goes to the proxy's

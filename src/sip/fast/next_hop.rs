@@ -42,14 +42,45 @@ pub fn next_hop_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
     }
 }
 
-/// Whether the next hop of our request in a dialog (as [`next_hop_port_for`] reads it)
-/// names an IP address other than `ip`: the peer is behind NAT (its Contact a private
-/// address), so no connection but its own reaches it.
-pub fn next_hop_elsewhere(wire: &[u8], ip: std::net::IpAddr) -> bool {
-    next_hop(wire, ip) == Hop::Elsewhere
+/// Whether our request in a dialog goes to a peer behind NAT as seen from `ip`, the address
+/// its connection came from: no loose Route (a proxy's path says nothing of the peer's
+/// NAT), and a Request-URI (its Contact) naming a private address (RFC 1918, the shared
+/// 100.64/10, link-local, IPv6 unique-local or link-local) while `ip` is none. Then no
+/// connection but its own reaches it. (Another address alone proves nothing: an SBC's
+/// Contact may name another of its interfaces.)
+pub fn next_hop_natted(wire: &[u8], ip: std::net::IpAddr) -> bool {
+    if routed(wire).is_some() || is_private(ip) {
+        return false;
+    }
+    let line = &wire[..memchr::memchr(b'\n', wire).unwrap_or(wire.len())];
+    (line.split(|&b| b == b' ').nth(1))
+        .and_then(uri_ip)
+        .is_some_and(is_private)
+}
+
+/// An address only a NAT's inside uses.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 fn next_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
+    match routed(wire).map(|uri| uri_hop(uri, ip)) {
+        Some(Hop::Here(port)) => Hop::Here(port),
+        _ => request_uri_hop(wire, ip),
+    }
+}
+
+/// The URI of a request's top Route when it is a loose router's (`;lr`).
+fn routed(wire: &[u8]) -> Option<&[u8]> {
     let head_end = memchr::memmem::find(wire, b"\r\n\r\n").unwrap_or(wire.len());
     let top_route = wire[..head_end]
         .split(|&b| b == b'\n')
@@ -58,7 +89,7 @@ fn next_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
             Some((Name::Route, value)) => Some(value),
             _ => None,
         });
-    let routed = top_route.and_then(|value| {
+    top_route.and_then(|value| {
         let open = memchr::memchr(b'<', value)?;
         let close = open + memchr::memchr(b'>', &value[open..])?;
         let uri = &value[open + 1..close];
@@ -69,12 +100,8 @@ fn next_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
             let name = p.split(|&b| b == b'=').next().unwrap_or_default();
             name.trim_ascii().eq_ignore_ascii_case(b"lr")
         });
-        loose.then(|| uri_hop(uri, ip))
-    });
-    match routed {
-        Some(Hop::Here(port)) => Hop::Here(port),
-        _ => request_uri_hop(wire, ip),
-    }
+        loose.then_some(uri)
+    })
 }
 
 /// The port a SIP URI names when its host is the literal address `ip` (5060 when it names
