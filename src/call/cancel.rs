@@ -193,6 +193,8 @@ impl Call {
         let Some(att) = self.attempt.as_mut() else {
             return;
         };
+        // Not sent again should its connection be lost before the provisional it waits for.
+        cx.env.txn.forgo_resend(att.txn);
         if att.state.cancel() == Then::SendCancel {
             self.send_cancel(cx, Some(end));
         }

@@ -66,7 +66,9 @@ impl Call {
         tracing::info!(call_id = %self.call_id(), egress = self.egress_str(), "no response to the INVITE in the peer's invite_timeout_s");
         self.on_invite_unreachable(cx, txn, true);
         // Its transaction is still open (Timer B, or the peer's final answer, ends it): the
-        // call waits for it, even once released, to CANCEL it if it speaks.
+        // call waits for it, even once released, to CANCEL it if it speaks. (Not sent again
+        // on a new connection: the call has moved on.)
+        cx.env.txn.forgo_resend(txn);
         if !self.open.contains(&txn) {
             self.open.push(txn);
         }

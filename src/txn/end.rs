@@ -45,6 +45,14 @@ impl TxnLayer {
         resent
     }
 
+    /// Client transaction `id`'s request is no longer wanted delivered: not sent again on a
+    /// new connection if its own is lost (`Client::forgo_resend`).
+    pub fn forgo_resend(&mut self, id: TxnId) {
+        if let Some(Machine::Client(m)) = self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            m.forgo_resend();
+        }
+    }
+
     /// Give up on client transaction `id` later (see `Client::abandon_later`).
     pub fn abandon_later(&mut self, id: TxnId, now: Instant, out: &mut Vec<TxnOutput>) {
         let mut scratch = std::mem::take(&mut self.scratch);

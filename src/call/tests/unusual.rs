@@ -410,6 +410,23 @@ fn a_caller_whose_ack_comes_on_a_new_tcp_connection_is_followed_there() {
     assert_eq!(bye.conn, Some(crate::sip::ConnId(8)));
 }
 
+/// An INVITE the call no longer wants (the caller CANCELled before any provisional, so the
+/// CANCEL waits for one) is not sent again when its connection closes: it fails, and no
+/// callee is rung for a caller gone. A review of the resend found it.
+#[test]
+fn a_lost_connection_does_not_resend_an_invite_whose_caller_cancelled() {
+    let mut h = H::with(tcp_carriers());
+    h.recv(PHONE, &invite_text("cl4", "z9hG4bKcl4", "+8610123", ""));
+    assert_eq!(h.take(CARRIER_A).len(), 1);
+    h.recv(PHONE, &cancel_text("cl4", "z9hG4bKcl4"));
+    h.input(Input::ConnectionLost(h.txn_to(CARRIER_A)));
+    assert!(
+        h.take_requests(CARRIER_A, Method::Invite).is_empty(),
+        "not sent again"
+    );
+    assert!(h.take_requests(CARRIER_B, Method::Invite).is_empty());
+}
+
 /// A phone behind NAT (its Via names a private address) calls over UDP from a port of its
 /// NAT, and the carrier answers. `via` is the host its later messages' Via names; `at`, the
 /// NAT's port they come from; the carrier's BYE then: where the gateway's BYE to the phone

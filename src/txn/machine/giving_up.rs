@@ -28,6 +28,13 @@ impl Client {
         true
     }
 
+    /// Its user no longer wants the request delivered (a CANCEL waits for its provisional,
+    /// its call moved on from a silent peer): a lost connection fails it, as before, rather
+    /// than send it again, ringing a callee nobody waits for.
+    pub fn forgo_resend(&mut self) {
+        self.resent = true;
+    }
+
     /// The user gives up on the transaction: an INVITE that never got a final answer within
     /// 64·T1 of its CANCEL (RFC 3261 §9.1) has no timer left to end it.
     pub fn abandon(&mut self, out: &mut Vec<Out>) {
