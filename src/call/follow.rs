@@ -55,23 +55,12 @@ pub(super) fn follow(
                 .is_some_and(|c| c.transport == Transport::Udp && c.addr == leg.target.addr);
             t.addr.port() != leg.target.addr.port()
                 && !at_configured
-                && behind_nat(req, t.addr.ip())
+                && req
+                    .top_via()
+                    .is_some_and(|v| v.names_other_ip_than(t.addr.ip()))
         }
     };
     if moved {
         leg.target = t;
     }
-}
-
-/// Whether `req`'s top Via names an IP address other than `source` (a host name: not known,
-/// taken as not behind NAT).
-fn behind_nat(req: &Request, source: std::net::IpAddr) -> bool {
-    req.top_via()
-        .and_then(|v| {
-            v.host
-                .trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .ok()
-        })
-        .is_some_and(|ip| ip.to_canonical() != source.to_canonical())
 }

@@ -33,6 +33,16 @@ impl ViaInfo {
             received: v.received().map(s),
         }
     }
+
+    /// Whether its sent-by is an IP address other than `source` (the address the message
+    /// came from): its sender is behind NAT. A host name says nothing: false.
+    pub fn names_other_ip_than(&self, source: std::net::IpAddr) -> bool {
+        (self
+            .host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>())
+        .is_ok_and(|ip| ip.to_canonical() != source.to_canonical())
+    }
 }
 
 /// The most a stamp adds to a Via: `;received=` with a full IPv6 address and `;rport=`

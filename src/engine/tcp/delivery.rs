@@ -53,14 +53,7 @@ pub(super) fn behind_nat(msg: &crate::sip::Message, source: std::net::IpAddr) ->
         return false;
     };
     r.method() != crate::sip::Method::Ack
-        && r.top_via()
-            .and_then(|v| {
-                v.host
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .ok()
-            })
-            .is_some_and(|ip| ip.to_canonical() != source.to_canonical())
+        && r.top_via().is_some_and(|v| v.names_other_ip_than(source))
 }
 
 /// A message read from `source` at `at`, as the core's queues take it (unscreened: the
