@@ -3,32 +3,11 @@
 
 use super::{Name, name_of};
 
-/// What a URI's host says of the address `ip` a request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hop {
-    /// `ip` itself, at this port.
-    Here(u16),
-    /// Another IP address (a NATed phone's private Contact).
-    Elsewhere,
-    /// A host name, or nothing readable.
-    Unknown,
-}
-
 /// The port a request's Request-URI names when its host is the literal address `ip`
 /// (5060 when it names none, 5061 for `sips:`); `None` when it names another host or cannot
 /// be read. In a dialog the Request-URI is the peer's Contact: where it listens.
 pub fn request_uri_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
-    match request_uri_hop(wire, ip) {
-        Hop::Here(port) => Some(port),
-        _ => None,
-    }
-}
-
-fn request_uri_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
-    let line = &wire[..memchr::memchr(b'\n', wire).unwrap_or(wire.len())];
-    line.split(|&b| b == b' ')
-        .nth(1)
-        .map_or(Hop::Unknown, |uri| uri_hop(uri, ip))
+    request_uri(wire).and_then(|uri| uri_port_for(uri, ip))
 }
 
 /// Where a request of ours in a dialog goes when the peer's connection has closed: the port
@@ -36,10 +15,7 @@ fn request_uri_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
 /// §12.2.1.1: the next hop, not the Contact behind it), else [`request_uri_port_for`].
 /// Read from the head as we build it: one `Route` line per value list, no folding.
 pub fn next_hop_port_for(wire: &[u8], ip: std::net::IpAddr) -> Option<u16> {
-    match next_hop(wire, ip) {
-        Hop::Here(port) => Some(port),
-        _ => None,
-    }
+    (routed(wire).and_then(|uri| uri_port_for(uri, ip))).or_else(|| request_uri_port_for(wire, ip))
 }
 
 /// Whether our request in a dialog goes to a peer behind NAT as seen from `ip`, the address
@@ -52,10 +28,13 @@ pub fn next_hop_natted(wire: &[u8], ip: std::net::IpAddr) -> bool {
     if routed(wire).is_some() || is_private(ip) {
         return false;
     }
+    request_uri(wire).and_then(uri_ip).is_some_and(is_private)
+}
+
+/// A request's Request-URI, from its first line.
+fn request_uri(wire: &[u8]) -> Option<&[u8]> {
     let line = &wire[..memchr::memchr(b'\n', wire).unwrap_or(wire.len())];
-    (line.split(|&b| b == b' ').nth(1))
-        .and_then(uri_ip)
-        .is_some_and(is_private)
+    line.split(|&b| b == b' ').nth(1)
 }
 
 /// An address only a NAT's inside uses.
@@ -69,13 +48,6 @@ fn is_private(ip: std::net::IpAddr) -> bool {
             let first = v6.segments()[0];
             (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
         }
-    }
-}
-
-fn next_hop(wire: &[u8], ip: std::net::IpAddr) -> Hop {
-    match routed(wire).map(|uri| uri_hop(uri, ip)) {
-        Some(Hop::Here(port)) => Hop::Here(port),
-        _ => request_uri_hop(wire, ip),
     }
 }
 
@@ -101,15 +73,6 @@ fn routed(wire: &[u8]) -> Option<&[u8]> {
             name.trim_ascii().eq_ignore_ascii_case(b"lr")
         });
         loose.then_some(uri)
-    })
-}
-
-/// The port a SIP URI names when its host is the literal address `ip` (5060 when it names
-/// none, 5061 for `sips:`).
-fn uri_hop(uri: &[u8], ip: std::net::IpAddr) -> Hop {
-    uri_port_for(uri, ip).unwrap_or_else(|| match uri_ip(uri) {
-        Some(other) if other.to_canonical() != ip.to_canonical() => Hop::Elsewhere,
-        _ => Hop::Unknown,
     })
 }
 
@@ -152,18 +115,18 @@ fn host_and_port(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     })
 }
 
-/// [`uri_hop`]'s `Here`: `uri`'s port when its host is `ip`.
-fn uri_port_for(uri: &[u8], ip: std::net::IpAddr) -> Option<Hop> {
+/// The port a SIP URI names when its host is the literal address `ip` (5060 when it names
+/// none, 5061 for `sips:`).
+fn uri_port_for(uri: &[u8], ip: std::net::IpAddr) -> Option<u16> {
     let (default, rest) = scheme_and_rest(uri)?;
     let (host, port) = host_and_port(rest)?;
     let host: std::net::IpAddr = std::str::from_utf8(host).ok()?.parse().ok()?;
     if host.to_canonical() != ip.to_canonical() {
         return None;
     }
-    let port = match port.strip_prefix(b":") {
+    match port.strip_prefix(b":") {
         None if port.is_empty() => Some(default),
         None => None,
         Some(p) => std::str::from_utf8(p).ok()?.parse().ok().filter(|&p| p > 0),
-    };
-    Some(port.map_or(Hop::Unknown, Hop::Here))
+    }
 }
