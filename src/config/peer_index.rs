@@ -62,31 +62,20 @@ impl PeerIndex {
             built_from: profiles.len(),
             ..PeerIndex::default()
         };
-        let mut names: Vec<&PeerName> = profiles.keys().collect();
-        names.sort();
-        for name in &names {
-            if let Some(r) = profiles.get(*name).and_then(|p| p.register.as_ref()) {
-                let owners = idx.contacts.entry(r.contact_user.clone()).or_default();
-                owners.push((*name).clone());
-            }
-        }
-        idx.order = (names.into_iter().cloned()).zip(0..).collect();
-        for p in profiles.values() {
+        let mut named: Vec<(&PeerName, &Arc<Profile>)> = profiles.iter().collect();
+        named.sort_by_key(|(name, _)| *name);
+        // In name order, so that where profiles share a network, an address or a contact
+        // user, the first by name is taken first.
+        for (place, (name, p)) in named.into_iter().enumerate() {
+            idx.order.insert(name.clone(), place);
             (idx.addresses.entry(p.address.addr.ip().to_canonical()))
-                .and_modify(|owner| {
-                    if p.name < *owner {
-                        owner.clone_from(&p.name);
-                    }
-                })
-                .or_insert_with(|| p.name.clone());
+                .or_insert_with(|| name.clone());
             for n in &p.matches {
-                (idx.nets.entry(*n))
-                    .and_modify(|owner| {
-                        if p.name < *owner {
-                            owner.clone_from(&p.name);
-                        }
-                    })
-                    .or_insert_with(|| p.name.clone());
+                idx.nets.entry(*n).or_insert_with(|| name.clone());
+            }
+            if let Some(r) = &p.register {
+                let owners = idx.contacts.entry(r.contact_user.clone()).or_default();
+                owners.push(name.clone());
             }
         }
         idx
