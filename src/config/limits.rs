@@ -101,6 +101,16 @@ pub(super) fn outlasts_front(p: &Protect) -> Option<String> {
     })
 }
 
+/// Connections of `max_tcp_total` kept for the gateway's own: a sixteenth, rounded up, so a
+/// small total (under 16) keeps one too (a total of 1 has nothing to spare).
+pub fn own_tcp_reserve(max_tcp_total: usize) -> usize {
+    if max_tcp_total < 2 {
+        0
+    } else {
+        max_tcp_total.div_ceil(16)
+    }
+}
+
 /// A warning when more trunks are reached over TCP (distinct `tcp:` ones among the
 /// profiles' `addresses`) than `[protect] max_tcp_total` keeps for the gateway's own connections once
 /// peers' connections fill the rest (a sixteenth, rounded up): past that, a flood of
@@ -115,11 +125,7 @@ pub(super) fn tcp_trunks_past_reserve(
         .map(|a| a.addr)
         .collect();
     let tcp_peers = tcp.len();
-    let kept = if p.max_tcp_total < 2 {
-        0
-    } else {
-        p.max_tcp_total.div_ceil(16)
-    };
+    let kept = own_tcp_reserve(p.max_tcp_total);
     (tcp_peers > kept).then(|| {
         format!(
             "warning: {tcp_peers} peers are reached over tcp: but [protect] max_tcp_total = {} \

@@ -40,7 +40,7 @@ pub use callback::CallbackConfig;
 pub use error::{ConfigError, ConfigErrors};
 use families::family_warnings;
 use file::GatewayFile;
-pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources};
+pub use limits::{CallLimits, PeerLimits, Protect, UnknownSources, own_tcp_reserve};
 pub use media::MAX_MEDIA_THREADS;
 pub use profile::{DEFAULT_PROBE, PING_RANGE, PROBE_RANGE, Ping};
 use profile::{ProfileSource, load_profiles, profile_errors_beside};

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::config::own_tcp_reserve as reserve;
 use crate::engine::source_guard::source_key;
 
 /// How many connections are up, in all and per source address (`[protect] max_tcp_total`,
@@ -311,12 +312,6 @@ impl Slot {
             .get_mut(&key)
             .and_then(|s| s.pace.take(rate, now))
     }
-}
-
-/// Connections of `total` kept for the gateway's own: a sixteenth, rounded up, so a small
-/// `max_tcp_total` (under 16) keeps one too (a total of 1 has nothing to spare).
-fn reserve(total: usize) -> usize {
-    if total < 2 { 0 } else { total.div_ceil(16) }
 }
 
 impl Drop for Slot {
