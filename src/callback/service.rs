@@ -23,7 +23,7 @@ use governor::{Quota, RateLimiter};
 use super::protocol::{self, CallbackId, Inbound, Number, Outbound, Outcome, Request, State, Verb};
 use super::signature::{self, Replays, Signer};
 use crate::cdr::CallTag;
-use crate::config::{Config, DEFAULT_RING_TIMEOUT, PeerName};
+use crate::config::{Config, PeerName};
 use crate::interop::causes::Q850Cause;
 
 /// First RESPONSE retransmission interval; it doubles after each try (RFC 3261's T1).
@@ -441,16 +441,8 @@ impl Service {
             .max()
             .unwrap_or(1)
             .max(1);
-        let longest = self
-            .cfg
-            .routes
-            .iter()
-            .filter_map(|r| r.ring_timeout)
-            .chain(self.cfg.profiles.values().filter_map(|p| p.ring_timeout))
-            .chain([DEFAULT_RING_TIMEOUT])
-            .max()
-            .unwrap_or(DEFAULT_RING_TIMEOUT);
-        (longest.max(TIMER_B)).saturating_mul(u32::try_from(tries).unwrap_or(u32::MAX))
+        (self.cfg.longest_ring().max(TIMER_B))
+            .saturating_mul(u32::try_from(tries).unwrap_or(u32::MAX))
             + WATCHDOG_GRACE
     }
 

@@ -185,10 +185,17 @@ impl Config {
     /// The longest any call may ring: the longest route's or profile's `ring_timeout_s`,
     /// or the default.
     pub fn longest_ring(&self) -> Duration {
-        self.routes
-            .iter()
-            .filter_map(|r| r.ring_timeout)
-            .chain(self.profiles.values().filter_map(|p| p.ring_timeout))
-            .fold(DEFAULT_RING_TIMEOUT, Duration::max)
+        longest_ring(&self.routes, &self.profiles)
     }
+}
+
+/// [`Config::longest_ring`] of `routes` and `profiles` (also asked while a configuration
+/// is loaded, before it is one).
+pub(super) fn longest_ring(
+    routes: &[Route],
+    profiles: &std::collections::HashMap<PeerName, Arc<Profile>>,
+) -> Duration {
+    (routes.iter().filter_map(|r| r.ring_timeout))
+        .chain(profiles.values().filter_map(|p| p.ring_timeout))
+        .fold(DEFAULT_RING_TIMEOUT, Duration::max)
 }

@@ -425,11 +425,8 @@ impl Config {
             (!known).then(|| format!("{profiles_name}/{name}.toml"))
         };
         let routes = routes::routes(file.route, path, &missing, &at, &mut errs, &mut warnings);
-        let longest_ring = (routes.iter().filter_map(|r| r.ring_timeout))
-            .chain(profiles.values().filter_map(|p| p.ring_timeout))
-            .max();
-        if let Some(w) = longest_ring
-            .filter(|_| front.is_some())
+        if let Some(w) = (front.is_some())
+            .then(|| lookup::longest_ring(&routes, &profiles))
             .and_then(front::rings_past_front)
         {
             warnings.push(ConfigError::file(path, w));
