@@ -145,7 +145,7 @@ impl Limits {
             self.refused_rate = cfg.cdr_refused_rate;
             self.refusal_cdrs.clear();
         }
-        if self.refused_total.0 != cfg.cdr_refused_rate_total || self.refused_total.1.is_none() {
+        if self.refused_total.0 != cfg.cdr_refused_rate_total {
             let total = cfg.cdr_refused_rate_total;
             let bucket = total
                 .map(|r| RateLimiter::direct_with_clock(Quota::per_second(r), self.clock.clone()));
