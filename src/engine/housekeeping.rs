@@ -115,15 +115,11 @@ impl Shell {
         // Freed pages go back to the system also when nothing allocates any more.
         self.heap.tick(st.calls + st.client_txns + st.server_txns);
         let configured: Vec<&PeerName> = cfg.profiles.keys().collect();
-        let (peers, shown) = peer_levels(&configured, &self.peers_shown.0, |p| {
-            self.core.peer_calls(p)
-        });
-        self.peers_shown.0 = shown;
-        for (p, n) in &peers {
-            metrics::peer_active(&mut self.peers_shown.1, p.as_str(), *n);
-        }
-        self.peers_shown.1.end_round();
+        let (peers, shown) =
+            peer_levels(&configured, &self.peers_shown, |p| self.core.peer_calls(p));
+        self.peers_shown = shown;
         metrics::levels(&metrics::Levels {
+            peers: peers.iter().map(|(p, n)| (p.as_str(), *n)).collect(),
             client_txns: st.client_txns,
             server_txns: st.server_txns,
             server_txn_bytes: st.server_txn_bytes,
@@ -205,7 +201,6 @@ mod tests {
 pub(super) struct PeerStates {
     registering: Vec<PeerName>,
     pinged: Vec<PeerName>,
-    gauges: metrics::PeerGauges,
 }
 
 impl PeerStates {
@@ -218,21 +213,19 @@ impl PeerStates {
                 .cloned()
                 .collect()
         };
-        let g = &mut self.gauges;
         for peer in gone(&self.registering, &registrations) {
-            metrics::registration_up(g, &peer.0, false);
+            metrics::registration_up(&peer.0, false);
         }
         for peer in gone(&self.pinged, &pings) {
-            metrics::peer_up(g, &peer.0, true);
+            metrics::peer_up(&peer.0, true);
         }
         self.registering = registrations.iter().map(|(p, _)| p.clone()).collect();
         self.pinged = pings.iter().map(|(p, _)| p.clone()).collect();
         for (peer, up) in registrations {
-            metrics::registration_up(g, &peer.0, up);
+            metrics::registration_up(&peer.0, up);
         }
         for (peer, up) in pings {
-            metrics::peer_up(g, &peer.0, up);
+            metrics::peer_up(&peer.0, up);
         }
-        g.end_round();
     }
 }

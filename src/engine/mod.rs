@@ -192,7 +192,7 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
         callback,
         last_stop_signal: None,
         peer_states: Default::default(),
-        peers_shown: Default::default(),
+        peers_shown: Vec::new(),
     };
     // Said once all is up (the call-back socket bound, the media threads started): before,
     // a call-back port taken gave "running" and then the refusal to start.
@@ -251,7 +251,7 @@ struct Shell {
     peer_states: housekeeping::PeerStates,
     /// Peers whose active-call gauge was last set: a peer a reload removed is shown until
     /// its calls have ended (then 0), not frozen at its last count.
-    peers_shown: (Vec<crate::config::PeerName>, metrics::PeerGauges),
+    peers_shown: Vec<crate::config::PeerName>,
 }
 
 impl Shell {

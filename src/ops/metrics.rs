@@ -174,7 +174,8 @@ fn cause(peer: &str, cause: u16) {
 }
 
 /// Levels read once a second.
-pub struct Levels {
+pub struct Levels<'a> {
+    pub peers: Vec<(&'a str, u32)>,
     pub client_txns: usize,
     pub server_txns: usize,
     pub server_txn_bytes: usize,
@@ -206,8 +207,11 @@ fn build_info() {
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
-pub fn levels(l: &Levels) {
+pub fn levels(l: &Levels<'_>) {
     build_info();
+    for (peer, n) in &l.peers {
+        gauge!(PEER_ACTIVE, "peer" => peer.to_string()).set(f64::from(*n));
+    }
     gauge!(TRANSACTIONS, "kind" => "client").set(l.client_txns as f64);
     gauge!(TRANSACTIONS, "kind" => "server").set(l.server_txns as f64);
     gauge!(TRANSACTION_BYTES, "kind" => "server").set(l.server_txn_bytes as f64);
@@ -372,18 +376,13 @@ pub fn rewrites(counts: &[(&'static str, u64)]) {
 }
 
 /// Whether `peer`'s registrar holds our binding (1) or not (0).
-pub fn registration_up(g: &mut PeerGauges, peer: &str, up: bool) {
-    g.set(REGISTRATION_UP, peer, if up { 1.0 } else { 0.0 });
-}
-
-/// A peer's calls in progress (`trunkgate_peer_active_calls`).
-pub fn peer_active(g: &mut PeerGauges, peer: &str, calls: u32) {
-    g.set(PEER_ACTIVE, peer, f64::from(calls));
+pub fn registration_up(peer: &str, up: bool) {
+    gauge!(REGISTRATION_UP, "peer" => peer.to_string()).set(if up { 1.0 } else { 0.0 });
 }
 
 /// Whether pinged `peer` takes calls (1) or answers none of its pings (0).
-pub fn peer_up(g: &mut PeerGauges, peer: &str, up: bool) {
-    g.set(PEER_UP, peer, if up { 1.0 } else { 0.0 });
+pub fn peer_up(peer: &str, up: bool) {
+    gauge!(PEER_UP, "peer" => peer.to_string()).set(if up { 1.0 } else { 0.0 });
 }
 
 /// Calls in progress.
@@ -404,9 +403,7 @@ pub fn overload(share: f64, standing_delay: std::time::Duration) {
 }
 
 mod install;
-mod peer_gauges;
 pub use install::install;
-pub use peer_gauges::PeerGauges;
 
 #[cfg(test)]
 mod tests;
