@@ -298,27 +298,27 @@ pub fn peer_uri_in(
         ""
     };
     let (lead, rest) = split_params(params);
-    if scheme == UriScheme::Tel && phone {
-        if number.starts_with('+') {
-            return format!("tel:{number}{params}");
-        }
-        // RFC 3966 §5.1.5: a local number needs a phone-context. With none that fits (no
-        // country code, a peer known by its address: an IP address is no domain name, and
-        // a bracketed IPv6 one no `descriptor` at all) it goes as a SIP URI at that address,
-        // not as a tel: URI naming the address as its context, which a strict peer refuses
-        // (it named the gateway's own address for an internal peer's callers).
-        if let Some(ctx) = phone_context(private, policy, domain) {
-            return format!("tel:{number}{lead};phone-context={ctx}{rest}");
-        }
-    }
-    // `user=phone` says the user part is an RFC 3966 number, where a local one needs
-    // a phone-context (§5.1.5), chosen as in a tel: URI. With none that fits it goes
-    // as dialled, its parameters kept: the peer asked for `user=phone`, and a
-    // dropped `;ext=` or `;rn=` would reach the wrong line.
+    // RFC 3966 §5.1.5: a local number needs a phone-context.
     let local = phone && !number.starts_with('+');
     let context = local
         .then(|| phone_context(private, policy, domain))
         .flatten();
+    if scheme == UriScheme::Tel && phone {
+        // With no context that fits (no country code, a peer known by its address: an IP
+        // address is no domain name, and a bracketed IPv6 one no `descriptor` at all) a
+        // local number goes as a SIP URI at that address, not as a tel: URI naming the
+        // address as its context, which a strict peer refuses (it named the gateway's own
+        // address for an internal peer's callers).
+        match &context {
+            _ if !local => return format!("tel:{number}{params}"),
+            Some(ctx) => return format!("tel:{number}{lead};phone-context={ctx}{rest}"),
+            None => {}
+        }
+    }
+    // `user=phone` says the user part is an RFC 3966 number, where a local one needs
+    // a phone-context, chosen as in a tel: URI. With none that fits it goes as dialled,
+    // its parameters kept: the peer asked for `user=phone`, and a dropped `;ext=` or
+    // `;rn=` would reach the wrong line.
     let user_phone = policy.user_phone && phone;
     let user = match context {
         Some(c) if user_phone => format!(
