@@ -320,27 +320,41 @@ fn udp_black_hole_trunk_without_failover_fails_with_408_peer_unreachable() {
 /// A TCP listener on carrier-a that accepts, lets the INVITE arrive and closes with it
 /// unread, which makes the kernel reset the connection (RST).
 fn resetting_tcp_peer(ip: &str, port: u16) -> std::thread::JoinHandle<usize> {
+    tcp_stand_in(ip, port, 0, |s, resets| {
+        let mut first = [0u8; 1];
+        // Wait for the INVITE's first bytes, leave the rest unread, close: RST.
+        if s.peek(&mut first).unwrap_or(0) > 0 {
+            *resets += 1;
+        }
+        *resets >= 1
+    })
+}
+
+/// A TCP listener at `ip:port` whose connections (blocking, a 10 s read timeout) are each
+/// handed to `serve` with what it has gathered so far, until `serve` says it is done or
+/// 30 s have passed; returns what it gathered.
+fn tcp_stand_in<T: Send + 'static>(
+    ip: &str,
+    port: u16,
+    mut gathered: T,
+    mut serve: impl FnMut(std::net::TcpStream, &mut T) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     let listener = TcpListener::bind((ip, port)).unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
-        let mut resets = 0;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline && resets < 1 {
-            match listener.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    let mut first = [0u8; 1];
-                    // Wait for the INVITE's first bytes, leave the rest unread, close: RST.
-                    if s.peek(&mut first).unwrap_or(0) > 0 {
-                        resets += 1;
-                    }
-                    drop(s);
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        while Instant::now() < deadline {
+            let Ok((s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            if serve(s, &mut gathered) {
+                break;
             }
         }
-        resets
+        gathered
     })
 }
 
@@ -405,52 +419,39 @@ fn tcp_trunk_that_resets_without_failover_fails_with_503_peer_unreachable() {
 /// Returns the Call-ID each connection's INVITE carried.
 fn resetting_then_busy_tcp_peer(ip: &str, port: u16) -> std::thread::JoinHandle<Vec<String>> {
     use std::io::{Read, Write};
-    let listener = TcpListener::bind((ip, port)).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline && seen.len() < 2 {
-            let Ok((mut s, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            s.set_nonblocking(false).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                    _ => break,
-                }
+    tcp_stand_in(ip, port, Vec::new(), |mut s, seen: &mut Vec<String>| {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                _ => break,
             }
-            let text = String::from_utf8_lossy(&head).into_owned();
-            let field = |name: &str| {
-                text.lines()
-                    .find(|l| l.starts_with(name))
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            seen.push(field("Call-ID:"));
-            if seen.len() == 1 {
-                // Closed unanswered, as a peer closing a connection it took as idle.
-                drop(s);
-                continue;
-            }
-            let busy = format!(
-                "SIP/2.0 486 Busy Here\r\n{}\r\n{}\r\n{};tag=busy\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
-                field("Via:"),
-                field("From:"),
-                field("To:"),
-                field("Call-ID:"),
-                field("CSeq:")
-            );
-            s.write_all(busy.as_bytes()).unwrap();
-            // Its ACK comes on this connection: read it before closing.
-            let _ = s.read(&mut buf);
         }
-        seen
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let field = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        seen.push(field("Call-ID:"));
+        if seen.len() == 1 {
+            // Closed unanswered, as a peer closing a connection it took as idle.
+            return false;
+        }
+        let busy = format!(
+            "SIP/2.0 486 Busy Here\r\n{}\r\n{}\r\n{};tag=busy\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+            field("Via:"),
+            field("From:"),
+            field("To:"),
+            field("Call-ID:"),
+            field("CSeq:")
+        );
+        s.write_all(busy.as_bytes()).unwrap();
+        // Its ACK comes on this connection: read it before closing.
+        let _ = s.read(&mut buf);
+        true
     })
 }
 
