@@ -403,10 +403,7 @@ fn a_caller_whose_ack_comes_on_a_new_tcp_connection_is_followed_there() {
         CARRIER_A,
         &from_carrier_in(&inv, "BYE", "carrier1", 1, "z9hG4bKtcp4b", ""),
     );
-    let bye = (h.sent.iter())
-        .find(|(_, m)| matches!(m, Message::Request(r) if r.method() == Method::Bye))
-        .map(|(t, _)| *t)
-        .expect("the caller's BYE");
+    let bye = first_bye_target(&h, "the caller's BYE");
     assert_eq!(bye.conn, Some(crate::sip::ConnId(8)));
 }
 
@@ -500,10 +497,15 @@ fn phone_bye_after_moving(call_id: &str, via: &str, at: &str, ack_only: bool) ->
             "",
         ),
     );
+    first_bye_target(&h, "the caller's BYE")
+}
+
+/// Where the first BYE the gateway sent went (`what` names it when there is none).
+fn first_bye_target(h: &H, what: &str) -> Target {
     (h.sent.iter())
         .find(|(_, m)| matches!(m, Message::Request(r) if r.method() == Method::Bye))
         .map(|(t, _)| *t)
-        .expect("the caller's BYE")
+        .unwrap_or_else(|| panic!("{what}"))
 }
 
 /// A phone behind NAT over UDP whose NAT gave it another port mid-call (its mapping timed
@@ -561,10 +563,7 @@ fn a_leg_reached_at_its_configured_address_keeps_it() {
         PHONE,
         &from_phone_in("nat4", "BYE", &tag, 2, "z9hG4bKnat4b", ""),
     );
-    let bye = (h.sent.iter())
-        .find(|(_, m)| matches!(m, Message::Request(r) if r.method() == Method::Bye))
-        .map(|(t, _)| *t)
-        .expect("the carrier's BYE");
+    let bye = first_bye_target(&h, "the carrier's BYE");
     assert_eq!(bye.addr.to_string(), CARRIER_A);
 }
 
