@@ -1,9 +1,104 @@
-//! How a recording's file ends besides its call's close: discarded (a call never answered),
-//! or, at a stop, completed if its call was answered and removed if not.
+//! How a recording's file ends: closed and finalised when its call ends, discarded (a call
+//! never answered), or, at a stop, completed if its call was answered and removed if not.
 
-use super::{Drained, Files};
+use tracing::{debug, warn};
+
+use super::{Drained, Files, file};
 
 impl Files<'_> {
+    pub(super) fn close(&mut self, id: u64) {
+        self.close_open(id);
+        // Last: the final write may be the one the disk refuses.
+        self.failed.remove(&id);
+    }
+
+    fn close_open(&mut self, id: u64) {
+        let Some(rec) = self.open.get(&id).map(|f| f.rec.clone()) else {
+            return;
+        };
+        if let Ok(mut r) = rec.lock() {
+            let rest = r.finish();
+            if r.stats.undecodable > 0 {
+                warn!(
+                    call = id,
+                    packets = r.stats.undecodable,
+                    "recording: codec other than G.711; those spans are silent"
+                );
+            }
+            // Dynamic payload types are taken for telephone-events and left out; a call
+            // whose audio was one too (Opus, AMR-WB beside a PCMU it never used) gave a
+            // silent file and no word of it.
+            if r.audio == 0 && r.stats.skipped > 0 && r.stats.undecodable == 0 {
+                warn!(
+                    call = id,
+                    packets = r.stats.skipped,
+                    "recording: no G.711 audio at all (the call's codec is a dynamic payload type the recorder does not decode, Opus or AMR-WB say); the file is silent"
+                );
+            }
+            // Audio lost to a writer that fell behind (a slow disk) is said: the file has
+            // holes nothing else shows.
+            if r.stats.overflow > 0 {
+                warn!(
+                    call = id,
+                    packets = r.stats.overflow,
+                    "recording: packets lost while the WAV writer fell behind (a slow disk?); the file has gaps"
+                );
+            }
+            crate::ops::metrics::recording_lost("overflow").increment(r.stats.overflow);
+            crate::ops::metrics::recording_lost("late").increment(r.stats.late);
+            crate::ops::metrics::recording_lost("stray").increment(r.stats.strays);
+            if r.stats != Default::default() {
+                debug!(call = id, stats = ?r.stats, "recording finished");
+            }
+            drop(r);
+            for piece in rest {
+                self.write(id, piece);
+            }
+        }
+        // What a long pause left is written by the next passes, then the file is finalised.
+        match self.open.get_mut(&id) {
+            Some(f) if !f.backlog.is_empty() => f.closing = true,
+            _ => self.finalize(id),
+        }
+    }
+
+    /// Write the header of call `id`'s file for the last time and close it. A failure (the
+    /// last flush meeting a full disk) stops the recording like a failed write: counted,
+    /// and its header set to what reached the disk.
+    fn finalize(&mut self, id: u64) {
+        self.finalize_counted(id, true);
+    }
+
+    /// [`Files::finalize`]; `count`: a failure is a refusal of its own (not for a recording
+    /// counted as stopped already).
+    pub(super) fn finalize_counted(&mut self, id: u64, count: bool) {
+        let Some(f) = self.open.remove(&id) else {
+            return;
+        };
+        if let Err(e) = f.writer.finalize() {
+            tracing::error!(path = %f.path.display(), error = %e, "cannot finalise recording: it keeps what reached the disk");
+            if count {
+                self.refused("write");
+            }
+            file::mend(&f.path);
+            // Not even its header reached the disk (a short call, or one with no audio the
+            // recorder decodes): no file left that no player opens.
+            if file::holds_no_header(&f.path) {
+                let _ = std::fs::remove_file(&f.path);
+                return;
+            }
+        }
+        self.syncer.sync(&f.path);
+    }
+
+    /// A recording whose call ended while its backlog was written is finalised once the
+    /// backlog is.
+    pub(super) fn finalize_if_caught_up(&mut self, id: u64) {
+        if (self.open.get(&id)).is_some_and(|f| f.closing && f.backlog.is_empty()) {
+            self.finalize(id);
+        }
+    }
+
     /// Stopping: every file of an answered call is completed now, a long pause's backlog
     /// included; a call still ringing (its callee never answered a CANCEL at shutdown)
     /// keeps none, as it would not at its end. The long pauses' silence is written last:
