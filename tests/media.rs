@@ -131,6 +131,23 @@ fn finalised_recording(
     }
 }
 
+/// The recording a CDR names is complete the moment the CDR is in the file: its header
+/// gives the file's own size (before, the file was finished only once the call was
+/// forgotten, after the CDR, and a CDR reader found the header's last update).
+fn complete_when_its_cdr_is_written(cdr: &serde_json::Value) {
+    let path = cdr["recording"]
+        .as_str()
+        .expect("recording path in the CDR");
+    let bytes = std::fs::read(path).expect("the recording, there when its CDR is");
+    let le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    assert!(bytes.len() > 44, "{path}: {} bytes", bytes.len());
+    assert_eq!(
+        (le(4), le(40)),
+        (bytes.len() - 8, bytes.len() - 44),
+        "{path}: the header's sizes (RIFF, data) are not the file's"
+    );
+}
+
 /// A deterministic μ-law stream without silence codes, so lost spans are recognisable.
 fn stream(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed | 1;
@@ -274,6 +291,7 @@ fn recorded_call(carrier_ptime: u64) {
     std::thread::sleep(Duration::from_millis(600));
     hang_up(&gw, &e, &id);
     let cdr = &gw.wait_cdrs(1)[0];
+    complete_when_its_cdr_is_written(cdr);
     let reader = finalised_recording(cdr);
     let spec = reader.spec();
     assert_eq!(
@@ -301,6 +319,62 @@ fn recorded_call(carrier_ptime: u64) {
     // And the metric counts what the file holds: 2 channels of 16-bit samples.
     let written = metric(&gw.metrics(), "trunkgate_recording_bytes_total");
     assert_eq!(written as usize, samples.len() * 2);
+}
+
+/// A callee that never answers the BYE keeps its call's last transaction open for 32 s; the
+/// recording is finished at the call's end all the same, before its CDR is written (it was
+/// finished only when the call was forgotten: its CDR named a file without its last audio
+/// and with a header seconds old).
+#[test]
+fn a_recording_is_complete_when_its_cdr_is_written_though_the_bye_goes_unanswered() {
+    let gw = Gateway::start(
+        Ports::new(),
+        GwOpts {
+            gateway_extra: "[recording]\nformat = \"stereo\"\n".into(),
+            ..GwOpts::carrier_a("[media]\nrecord = true\n")
+        },
+    );
+    let id = "rec-unanswered-bye";
+    let e = establish(&gw, id);
+    let start = std::time::Instant::now() + Duration::from_millis(20);
+    let (a, b) = (stream(8000, 3), stream(8000, 5));
+    let pa = send_stream_at(
+        e.phone_rtp.try_clone().unwrap(),
+        e.gw_a,
+        a,
+        20,
+        0x1111,
+        1000,
+        start,
+    );
+    let pb = send_stream_at(
+        e.carrier_rtp.try_clone().unwrap(),
+        e.gw_b,
+        b,
+        20,
+        0x2222,
+        1000,
+        start,
+    );
+    pa.join().unwrap();
+    pb.join().unwrap();
+    let bye = format!(
+        "BYE sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{};branch=z9hG4bK{id}3;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: {}\r\nCall-ID: {id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        gw.ports.gw, gw.ports.phone, e.to
+    );
+    e.phone.send_to(bye.as_bytes(), gw.addr()).unwrap();
+    // The carrier reads the BYE and says nothing.
+    recv_sip(
+        &e.carrier,
+        |m| matches!(m, Message::Request(r) if r.method() == trunkgate::sip::Method::Bye),
+    );
+    let cdr = &gw.wait_cdrs(1)[0];
+    complete_when_its_cdr_is_written(cdr);
+    let frames = finalised_recording(cdr).duration();
+    assert!(
+        frames >= 7000,
+        "the call's second of audio: {frames} frames"
+    );
 }
 
 #[test]

@@ -178,7 +178,15 @@ impl Call {
                 }
                 self.events.push(CallEvent::RecordingRemoved);
             }
+            // Only after the call's CDR: the shell holds that for it.
+            RecordingNews::Finished => {}
         }
+    }
+
+    /// Whether the call's CDR, `cdr`, names a recording: the shell then holds it until the
+    /// file is complete (`engine::held_cdrs`), and it is told which call's that is.
+    pub(super) fn recorded(&self, cdr: &CdrRecord, r: super::CallRef) -> Option<super::CallRef> {
+        cdr.recording.is_some().then_some(r)
     }
 
     /// The call's CDR as things stand (its end as fixed by the release).
@@ -217,4 +225,33 @@ impl Call {
         };
         record(env, facts, end)
     }
+}
+
+/// News of a recording that came after its call's CDR was made (held for it by the shell):
+/// what [`Call::on_recording_news`] does to a call's CDR, done to the record itself.
+pub fn recording_news_after_cdr(cdr: &mut CdrRecord, news: &crate::media::RecordingNews) {
+    use crate::media::RecordingNews;
+    let mut event = |e: CallEvent| {
+        let e = e.to_string();
+        if !cdr.events.contains(&e) {
+            cdr.events.push(e);
+        }
+    };
+    match news {
+        RecordingNews::NotStarted => event(CallEvent::RecordingNotStarted),
+        RecordingNews::Stopped => event(CallEvent::RecordingStopped),
+        RecordingNews::Removed => event(CallEvent::RecordingRemoved),
+        RecordingNews::Renamed(_) | RecordingNews::Finished => {}
+    }
+    match news {
+        RecordingNews::NotStarted | RecordingNews::Removed => cdr.recording = None,
+        RecordingNews::Renamed(path) => cdr.recording = Some(path.display().to_string()),
+        RecordingNews::Stopped | RecordingNews::Finished => {}
+    }
+}
+
+/// A held CDR written before its recording was finished (see
+/// [`CallEvent::RecordingUnfinished`]).
+pub fn recording_unfinished(cdr: &mut CdrRecord) {
+    cdr.events.push(CallEvent::RecordingUnfinished.to_string());
 }

@@ -71,6 +71,9 @@ pub enum CallEvent {
     RecordingEncrypted,
     /// The recording's file was removed while the call was up: recording stopped, no file.
     RecordingRemoved,
+    /// The recording writer had not finished the file when the CDR was written (a disk
+    /// that did not answer for seconds): the file may lack its last audio or header.
+    RecordingUnfinished,
     /// This side's SDP named media in the other IP family than the relay's, in an answer
     /// (an offer so written is refused): that leg gets no audio through the relay.
     MediaOtherFamily(Side),
@@ -118,6 +121,7 @@ impl fmt::Display for CallEvent {
             CallEvent::RecordingStopped => f.write_str("recording_stopped"),
             CallEvent::RecordingEncrypted => f.write_str("recording_encrypted"),
             CallEvent::RecordingRemoved => f.write_str("recording_removed"),
+            CallEvent::RecordingUnfinished => f.write_str("recording_unfinished"),
             CallEvent::MediaOtherFamily(side) => write!(f, "media_other_family_{}", side.party()),
             CallEvent::MediaNoAddress(side) => write!(f, "media_no_address_{}", side.party()),
             CallEvent::Transfer(side) => write!(f, "transfer_by_{}", side.party()),

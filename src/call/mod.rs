@@ -73,6 +73,7 @@ mod unwanted_answer;
 
 use std::ops::{Index, IndexMut};
 
+pub use cdr::{recording_news_after_cdr, recording_unfinished};
 pub use cx::SOURCE_HEADER;
 pub use events::CallEvent;
 pub use explain::{ExplainError, Explained, explain_invite};
@@ -217,8 +218,10 @@ pub enum Output {
         wire: bytes::Bytes,
         txn: Option<TxnId>,
     },
-    /// Write a CDR (the shell also counts the call's end from it).
-    Cdr(Box<CdrRecord>),
+    /// Write a CDR (the shell also counts the call's end from it). With the call's ref
+    /// when the CDR names its recording: the shell finishes that file now, and holds the
+    /// CDR until it is complete.
+    Cdr(Box<CdrRecord>, Option<CallRef>),
     /// Start, update or stop relaying a call's media.
     Media(crate::media::MediaAction),
     /// Something worth counting that is not in a CDR.

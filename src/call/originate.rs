@@ -228,7 +228,7 @@ impl B2bua {
                 facts,
                 EndInfo::internal(tag, status, cause.0, now),
             );
-            self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+            self.env.out.push_back(Output::Cdr(Box::new(cdr), None));
         }
         let end = End {
             outcome: Outcome::User1Failed,

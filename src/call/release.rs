@@ -83,7 +83,8 @@ impl Call {
                 .env
                 .refusal_recorded(cx.now, &self.ingress.name, cdr_tag, cdr_cause)
         {
-            cx.emit(Output::Cdr(Box::new(cdr)));
+            let recorded = self.recorded(&cdr, cx.r);
+            cx.emit(Output::Cdr(Box::new(cdr), recorded));
         }
         self.marks.set_cdr_done();
         // Its media stops now: no more audio to a party that hung up (a phone may reuse

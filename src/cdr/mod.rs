@@ -14,4 +14,4 @@ pub use writer::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

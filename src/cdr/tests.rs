@@ -10,7 +10,8 @@ use super::fs::{CdrFile, CdrFs, FileId, RealFs, SyncHandle};
 use super::sink::{BACKOFF_MAX, BACKOFF_MIN, SYNC_AFTER, Sink};
 use super::{CallTag, CauseSource, CdrHealth, CdrOptions, CdrRecord, CdrWriter};
 
-fn rec(id: &str) -> CdrRecord {
+/// A CDR of a refused call, `id` its Call-ID (other modules' tests take it too).
+pub(crate) fn rec(id: &str) -> CdrRecord {
     CdrRecord {
         call_id: id.into(),
         egress_call_id: None,

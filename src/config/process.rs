@@ -131,8 +131,9 @@ pub(super) fn metrics(
 /// (0.5 s), the runtime's own shutdown (1 s), the log's flush (1 s), the TCP connections'
 /// last writes (at most `engine::lifecycle`'s `TCP_FLUSH`, 1 s), lost CDRs' lines on their
 /// way to standard error (at most `cdr::writer`'s `LOST_DRAIN`, 2 s), the call-back ts's
-/// last write (at most `engine::callback::floor`'s `LAST_WRITE_WAIT`, 0.5 s), and a second
-/// to spare.
+/// last write (at most `engine::callback::floor`'s `LAST_WRITE_WAIT`, 0.5 s), the last
+/// recorded calls' CDRs waiting for their recordings (at most `engine::held_cdrs`'s
+/// `WAIT_AT_STOP`, 0.5 s), and half a second to spare.
 const STOP_AFTER_DRAIN_S: u64 = 22;
 /// The stop timeout of the shipped systemd unit and of the README's `docker run`.
 const SHIPPED_STOP_TIMEOUT_S: u64 = 55;

@@ -83,9 +83,7 @@ impl Shell {
         for call in self.media.failed_calls() {
             self.core.handle_input(now, Input::MediaFailed(call));
         }
-        for (call, news) in self.media.recording_news() {
-            self.core.handle_input(now, Input::Recording { call, news });
-        }
+        self.take_recording_news(now);
         self.perform(now);
         metrics::active_calls(self.core.active_calls());
         metrics::media_pairs_free(self.core.free_media_ports());

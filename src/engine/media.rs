@@ -183,6 +183,27 @@ impl Relays {
         failed
     }
 
+    /// Call `call` ended and its CDR names its recording: the file is finished now (its
+    /// relay sends it nothing more), not when the call is forgotten, and `Finished` news
+    /// comes once it is. False when no file is being written for it (never opened, or no
+    /// writer): nothing will come.
+    pub(super) fn finish_recording(&mut self, call: u64) -> bool {
+        let Some(wav) = &self.wav else {
+            return false;
+        };
+        // Emptied, not removed: the call's next relay update must not open it anew.
+        if (self.recordings.get_mut(&call)).is_none_or(|r| r.take().is_none()) {
+            return false;
+        }
+        wav.close(call);
+        true
+    }
+
+    /// Rung when the recording writer has news (see [`Relays::recording_news`]).
+    pub(super) fn news_bell(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        (self.wav.as_ref()).map_or_else(Default::default, WavWriters::bell)
+    }
+
     /// What became of calls' recordings since the last call, for their CDRs (see
     /// [`crate::media::RecordingNews`]).
     pub(super) fn recording_news(&self) -> Vec<(u64, crate::media::RecordingNews)> {

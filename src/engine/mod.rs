@@ -12,6 +12,7 @@ mod byte_budget;
 mod callback;
 mod due;
 mod fds;
+mod held_cdrs;
 mod housekeeping;
 mod inbox;
 mod lifecycle;
@@ -181,6 +182,7 @@ pub async fn run(config_path: PathBuf, cfg: Config, signals: Signals) -> anyhow:
         summary_at: Instant::now() + SUMMARY_EVERY,
         heap: crate::ops::heap::Collector::default(),
         cdr,
+        held_cdrs: Default::default(),
         config_path,
         media: media::Relays::new(cfg.media_ip, cfg.media_threads, Some(wav))
             .context("cannot start the media threads")?,
@@ -232,6 +234,8 @@ struct Shell {
     summary_at: Instant,
     heap: crate::ops::heap::Collector,
     cdr: CdrWriter,
+    /// Recorded calls' CDRs, until their recording is finished.
+    held_cdrs: held_cdrs::HeldCdrs,
     config_path: PathBuf,
     media: media::Relays,
     lifecycle: Lifecycle,
@@ -270,6 +274,7 @@ impl Shell {
         // After a stall, one pass (it sees the stall), not one for every second missed.
         gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut reloading = reload::Reloading::default();
+        let recording_news = self.media.news_bell();
         loop {
             let callback_wake = self.callback.as_ref().and_then(|c| c.poll_timeout());
             let wake = [
@@ -294,6 +299,11 @@ impl Shell {
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = gauges.tick() => { let now = self.clock(); self.every_second(now) }
+                // A recording finished whose call's CDR waits for it.
+                _ = recording_news.notified(), if !self.held_cdrs.is_empty() => {
+                    let now = self.clock();
+                    self.take_recording_news(now);
+                }
                 ev = q.urgent.recv() => {
                     let Some(ev) = ev else { break };
                     q.took_urgent(&ev);
@@ -338,6 +348,7 @@ impl Shell {
             }
         }
         self.flush_tcp().await;
+        self.write_held_cdrs().await;
         info!("trunkgate stopped");
         self.cdr.close();
         // CDRs that never reached the file (each said in the log at error level) fail the

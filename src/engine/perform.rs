@@ -45,7 +45,7 @@ impl Shell {
                         }
                     }
                 }
-                Output::Cdr(rec) => {
+                Output::Cdr(rec, recorded) => {
                     metrics::call_ended(
                         &rec.ingress_peer,
                         rec.egress_peer.as_deref(),
@@ -53,7 +53,7 @@ impl Shell {
                         rec.callback_id.is_some(),
                         rec.cause,
                     );
-                    self.cdr.write(*rec);
+                    self.write_cdr(rec, recorded, now);
                 }
                 Output::Media(m) => self.media.apply(m),
                 Output::Event(CoreEvent::PrackFailure { peer, what }) => {

@@ -87,7 +87,21 @@ const MAX_NEWS: usize = 4096;
 
 /// News of recordings for their calls, from the writer thread (and a refused open) to the
 /// shell.
-type News = Arc<Mutex<Vec<(u64, RecordingNews)>>>;
+type News = Arc<NewsBox>;
+
+/// The news waiting, and a bell rung at each, for a shell that waits for a recording to be
+/// finished (its call's CDR is held until then: `engine::held_cdrs`).
+#[derive(Debug, Default)]
+struct NewsBox {
+    list: Mutex<Vec<(u64, RecordingNews)>>,
+    bell: Arc<tokio::sync::Notify>,
+}
+
+impl NewsBox {
+    fn lock(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Vec<(u64, RecordingNews)>>> {
+        self.list.lock()
+    }
+}
 
 fn tell(news: &News, id: u64, what: RecordingNews) {
     let Ok(mut n) = news.lock() else {
@@ -95,6 +109,8 @@ fn tell(news: &News, id: u64, what: RecordingNews) {
     };
     if n.len() < MAX_NEWS {
         n.push((id, what));
+        drop(n);
+        news.bell.notify_one();
     } else {
         // Counted, not logged one by one: a burst of them would flood the log. That call's
         // CDR may name its recording wrongly (a file the disk refused, or the name a
@@ -147,8 +163,13 @@ impl WavWriters {
         ))
     }
 
-    /// What became of recordings since the last call (a recording that went as planned
-    /// has none).
+    /// Rung when there is news (see [`WavWriters::news`]).
+    pub fn bell(&self) -> Arc<tokio::sync::Notify> {
+        self.news.bell.clone()
+    }
+
+    /// What became of recordings since the last call: each closed one's `Finished`, and
+    /// what did not go as planned.
     pub fn news(&self) -> Vec<(u64, RecordingNews)> {
         self.news
             .lock()

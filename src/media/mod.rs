@@ -193,6 +193,9 @@ pub enum RecordingNews {
     /// The file was removed while the call was recorded (its folder deleted to free a
     /// full disk, say): the recording stopped, and the CDR names no file.
     Removed,
+    /// The call's recording is complete: its last audio written, its header final (the
+    /// sync to the disk follows on a thread of its own). Its CDR, held until now, goes.
+    Finished,
 }
 
 /// Record the call's first stream into this file.

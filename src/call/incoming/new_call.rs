@@ -244,6 +244,6 @@ impl B2bua {
         let facts = Facts::refused(&call_id, &no.caller, &no.number, &peer.0, now);
         let end = EndInfo::internal(no.tag, no.status, no.cause.0, now);
         let cdr = record(&self.env, facts, end);
-        self.env.out.push_back(Output::Cdr(Box::new(cdr)));
+        self.env.out.push_back(Output::Cdr(Box::new(cdr), None));
     }
 }

@@ -243,7 +243,9 @@ impl Call {
         }
         if !self.marks.cdr_done() {
             self.marks.set_cdr_done();
-            cx.emit(Output::Cdr(Box::new(self.cdr(cx.env))));
+            let cdr = self.cdr(cx.env);
+            let recorded = self.recorded(&cdr, cx.r);
+            cx.emit(Output::Cdr(Box::new(cdr), recorded));
         }
         if let Some(txn) = self.caller_txn()
             && self.phase.answered_at().is_none()

@@ -317,7 +317,7 @@ impl H {
                     });
                     self.sent.push((target, back));
                 }
-                Output::Cdr(c) => self.cdrs.push(*c),
+                Output::Cdr(c, _) => self.cdrs.push(*c),
                 Output::Media(m) => self.media.push(m),
                 Output::Event(e) => self.events.push(e),
                 Output::Callback(r) => self.reports.push(r),

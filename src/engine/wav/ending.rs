@@ -4,12 +4,17 @@
 use tracing::{debug, warn};
 
 use super::{Drained, Files, file};
+use crate::media::RecordingNews;
 
 impl Files<'_> {
     pub(super) fn close(&mut self, id: u64) {
         self.close_open(id);
         // Last: the final write may be the one the disk refuses.
         self.failed.remove(&id);
+        // Done, unless a long pause's backlog is still to be written: then once it is.
+        if !self.open.contains_key(&id) {
+            super::tell(&self.news, id, RecordingNews::Finished);
+        }
     }
 
     fn close_open(&mut self, id: u64) {
@@ -77,14 +82,17 @@ impl Files<'_> {
         };
         if let Err(e) = f.writer.finalize() {
             tracing::error!(path = %f.path.display(), error = %e, "cannot finalise recording: it keeps what reached the disk");
+            // Told: the call's CDR, held until its file is complete, says so (before, only
+            // counted, and the CDR said nothing of the file's missing end).
             if count {
-                self.refused("write");
+                self.refused_for(id, "write", RecordingNews::Stopped);
             }
             file::mend(&f.path);
             // Not even its header reached the disk (a short call, or one with no audio the
-            // recorder decodes): no file left that no player opens.
+            // recorder decodes): no file left that no player opens, nor one its CDR names.
             if file::holds_no_header(&f.path) {
                 let _ = std::fs::remove_file(&f.path);
+                super::tell(&self.news, id, RecordingNews::Removed);
                 return;
             }
         }
@@ -96,6 +104,7 @@ impl Files<'_> {
     pub(super) fn finalize_if_caught_up(&mut self, id: u64) {
         if (self.open.get(&id)).is_some_and(|f| f.closing && f.backlog.is_empty()) {
             self.finalize(id);
+            super::tell(&self.news, id, RecordingNews::Finished);
         }
     }
 

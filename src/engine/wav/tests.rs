@@ -72,8 +72,17 @@ fn a_full_disk_stops_one_recording_and_not_the_others() {
     settle(|| hound::WavReader::open(&ok).is_ok_and(|r| r.duration() == 4000));
     assert_eq!(hound::WavReader::open(&ok).unwrap().duration(), 4000);
     assert_eq!(w.stopped(), 1);
-    use crate::media::RecordingNews::NotStarted;
-    assert_eq!(w.news(), vec![(1, NotStarted)], "the call is told, once");
+    use crate::media::RecordingNews::{Finished, NotStarted};
+    let told = std::cell::RefCell::new(Vec::new());
+    settle(|| {
+        told.borrow_mut().extend(w.news());
+        told.borrow().len() >= 3
+    });
+    assert_eq!(
+        *told.borrow(),
+        vec![(1, NotStarted), (1, Finished), (2, Finished)],
+        "the call is told, once; each close is finished (a held CDR waits for it)"
+    );
     // A folder that cannot exist: refused at open, counted, and the call told.
     w.open(3, PathBuf::from("/dev/null/x/y.wav"), true, fed(1));
     settle(|| w.stopped() == 2);
@@ -137,12 +146,14 @@ fn two_recordings_of_one_name_are_both_kept() {
     f.close(1);
     f.close(2);
     // The second call is told the name its file got, for its CDR.
+    use crate::media::RecordingNews::{Finished, Renamed};
     assert_eq!(
         std::mem::take(&mut *f.news.lock().unwrap()),
-        vec![(
-            2,
-            crate::media::RecordingNews::Renamed(dir.path().join("same-1.wav"))
-        )]
+        vec![
+            (2, Renamed(dir.path().join("same-1.wav"))),
+            (1, Finished),
+            (2, Finished)
+        ]
     );
     let first = hound::WavReader::open(&path).unwrap().duration();
     let second = hound::WavReader::open(dir.path().join("same-1.wav"))
@@ -369,7 +380,10 @@ fn a_disk_full_mid_call_stops_the_recording_once() {
     files.close(1);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     let news = files.news.lock().unwrap().clone();
-    assert_eq!(news, [(1, RecordingNews::Stopped)]);
+    assert_eq!(
+        news,
+        [(1, RecordingNews::Stopped), (1, RecordingNews::Finished)]
+    );
     assert!(files.failed.is_empty() && files.open.is_empty());
     assert!(hound::WavReader::open(&path).is_ok(), "a playable file");
 }
@@ -419,6 +433,38 @@ fn a_recording_refused_only_at_its_finalize_is_counted() {
     files.close(1);
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(files.open.is_empty());
+    // And told: the call's CDR, held until the file is finished, says the recording
+    // stopped (before, counted only: the CDR said nothing of the file's missing end).
+    let news = files.news.lock().unwrap().clone();
+    assert_eq!(
+        news,
+        [(1, RecordingNews::Stopped), (1, RecordingNews::Finished)]
+    );
+}
+
+/// A call ended during a long pause's catch-up: its recording is finished (and its held
+/// CDR told) once the backlog is written, not at the close.
+#[test]
+fn a_recording_catching_up_a_pause_is_finished_when_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    files.open(1, dir.path().join("a.wav"), true, fed(25));
+    files.answered(1);
+    if let Some(f) = files.open.get_mut(&1) {
+        f.backlog.push_back(Drained {
+            silence: 3 * SILENCE_PER_PASS,
+            frames: Vec::new(),
+        });
+    }
+    files.close(1);
+    assert!(files.news.lock().unwrap().is_empty(), "not finished yet");
+    while files.open.contains_key(&1) {
+        files.write(1, Drained::default());
+        files.finalize_if_caught_up(1);
+    }
+    let news = files.news.lock().unwrap().clone();
+    assert_eq!(news, [(1, RecordingNews::Finished)]);
 }
 
 /// A pass drains one slice of the recordings, not all of them: the writer's work at a
