@@ -338,8 +338,15 @@ pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
         ("[callback]", old.callback != new.callback),
         (
             "[cdr]",
-            (old.cdr_fail_closed, old.cdr_refused_rate)
-                != (new.cdr_fail_closed, new.cdr_refused_rate),
+            (
+                old.cdr_fail_closed,
+                old.cdr_refused_rate,
+                old.cdr_refused_rate_total,
+            ) != (
+                new.cdr_fail_closed,
+                new.cdr_refused_rate,
+                new.cdr_refused_rate_total,
+            ),
         ),
         (
             "[recording]",
@@ -365,6 +372,11 @@ pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
         if changed {
             parts.push(format!("{name} changed"));
         }
+    }
+    // A setting applied that none of the above names (one added since) is still a change:
+    // "nothing changed" tells an operator the file read was not the one edited.
+    if parts.is_empty() && !old.same_as(new) {
+        parts.push("other settings changed".into());
     }
     if parts.is_empty() {
         "nothing changed".into()

@@ -166,6 +166,8 @@ fn changes_outside_profiles_and_routes_are_named() {
         ),
         // Right after the base's [cdr] table: one of its keys.
         ("refused_rate = 7\n", "[cdr] changed"),
+        // (Said "nothing changed", though applied.)
+        ("refused_rate_total = 7\n", "[cdr] changed"),
         ("[shutdown]\ndrain_s = 5\n", "[shutdown] changed"),
     ] {
         let new = config(extra);
@@ -177,6 +179,10 @@ fn changes_outside_profiles_and_routes_are_named() {
         assert_eq!(describe_changes(&old, &new), said, "{extra}");
     }
     assert_eq!(describe_changes(&old, &config("")), "nothing changed");
+    // A setting none of the names above covers is still said to have changed.
+    let mut other = config("");
+    other.host_ips = std::sync::Arc::from([std::net::IpAddr::from([192, 0, 2, 1])]);
+    assert_eq!(describe_changes(&old, &other), "other settings changed");
 }
 
 /// A reload that changes nothing runs on the running configuration itself: the calls up
