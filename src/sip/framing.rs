@@ -67,6 +67,10 @@ pub enum Framed {
 /// message the gateway would keep its connection for.
 const MAX_SKIP: usize = 1 << 20;
 
+/// Buffer room a connection keeps between messages at most: two of its 16 KiB reads, so a
+/// busy trunk's reads (a partial message left over each time) do not churn the buffer.
+const KEEP_ROOM: usize = 32 * 1024;
+
 /// Frames messages out of a TCP byte stream (Content-Length framing, RFC 3261 §18.3).
 ///
 /// The framing is ours and each framed message is then parsed whole as a datagram is, so
@@ -91,6 +95,8 @@ pub struct StreamFramer {
     skip: usize,
     /// Framing was lost: every later push fails too.
     failed: bool,
+    /// The buffer grew past [`KEEP_ROOM`] for a large message.
+    grown: bool,
 }
 
 impl StreamFramer {
@@ -104,6 +110,7 @@ impl StreamFramer {
             odd_pair: 0,
             skip: 0,
             failed: false,
+            grown: false,
         }
     }
 
@@ -119,11 +126,22 @@ impl StreamFramer {
             return Err(SipError::Parse("the stream lost its framing".into()));
         }
         self.buf.extend_from_slice(chunk);
+        self.grown |= self.buf.capacity() > KEEP_ROOM;
         let mut out = Vec::new();
         loop {
             match self.next_message() {
                 Ok(Some(msg)) => out.push(msg),
-                Ok(None) => return Ok(out),
+                Ok(None) => {
+                    // A large message grew the buffer: the room goes back once it is read,
+                    // else a connection kept for hours by keep-alives holds it all along.
+                    // (`capacity` counts only the room after what was read: whether it grew is
+                    // noted when it holds the message.)
+                    if self.buf.is_empty() && self.grown {
+                        self.buf = BytesMut::new();
+                        self.grown = false;
+                    }
+                    return Ok(out);
+                }
                 Err(e) => {
                     // Guessing where the next message starts is how a body becomes a
                     // request (RFC 4475 §3.1.2.3): the connection ends here.

@@ -307,3 +307,20 @@ fn a_frame_that_does_not_start_as_sip_ends_the_stream() {
     assert!(f.push(b"NOT SIP\r\nContent-Length: 0\r\n\r\n").is_err());
     assert!(f.push(&options("", 0)).is_err());
 }
+
+/// One large message read, the room it took goes back: a connection kept open by
+/// keep-alives for hours held up to twice the message size before.
+#[test]
+fn the_room_a_large_message_took_goes_back_once_it_is_read() {
+    let mut f = StreamFramer::new(65535);
+    let big = options("", 60_000);
+    let (head, tail) = big.split_at(30_000);
+    assert!(f.push(head).unwrap().is_empty());
+    assert_eq!(f.push(tail).unwrap().len(), 1);
+    assert!(
+        !f.grown && f.buf.capacity() == 0,
+        "the large buffer is kept"
+    );
+    // An ordinary message after it is framed as ever.
+    assert_eq!(f.push(&options("", 0)).unwrap().len(), 1);
+}
