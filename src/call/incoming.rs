@@ -226,6 +226,20 @@ impl B2bua {
             }
             return true;
         }
+        // The last quarter of the table's bytes is kept from a source holding half of them
+        // already: one peer's long requests (or a spoofer's in its name), whose answers are
+        // kept up to 32 s, would otherwise fill it, and every other peer's new calls be
+        // refused. (One trunk carrying the gateway's whole capacity holds some 350 MiB of
+        // the 512: under the three quarters, so it alone is never refused by this.)
+        let bytes = bound.saturating_mul(TXN_BYTES);
+        let all_held = self.env.txn.server_retained();
+        if !ends_a_call
+            && all_held >= bytes / 4 * 3
+            && (self.env.txn).server_retained_from(self.env.origin_ip(req, source)) >= bytes / 2
+        {
+            debug!(%source, "a source holding half the transaction table: {} refused", req.method());
+            return self.refuse_for_room(now, req, source, "source_transactions");
+        }
         if held < bound {
             self.headroom.forget_all();
             return false;
@@ -240,7 +254,18 @@ impl B2bua {
             return false;
         }
         debug!(%source, "transaction table full: {} refused", req.method());
-        self.refused("transactions_full");
+        self.refuse_for_room(now, req, source, "transactions_full")
+    }
+
+    /// Refuse a request for want of room in the transaction table (`why`, counted).
+    fn refuse_for_room(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: Target,
+        why: &'static str,
+    ) -> bool {
+        self.refused(why);
         // Told, where a silence would cost more: a connection's peer never sends again
         // and would wait out its Timer B (32 s) before trying elsewhere, and an INVITE
         // over UDP is sent up to seven times (its retransmissions get the same 503, as

@@ -127,7 +127,7 @@ impl TxnLayer {
         }
         // What it holds may have changed (a response kept, a 100 Trying sent and dropped).
         let now_held = if terminated { 0 } else { e.retained() };
-        self.server_retained = self.server_retained.saturating_sub(e.counted) + now_held;
+        (self.server_retained).recount(e.source_ip(), e.counted, now_held);
         e.counted = now_held;
         if terminated {
             if let Some(f) = e.filed {

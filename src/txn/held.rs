@@ -4,7 +4,10 @@
 //! (what a retransmission may draw is `machine::Server::may_draw`).
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::time::Instant;
+
+use foldhash::HashMap;
 
 use sipx_sip::TransactionKey;
 
@@ -29,11 +32,11 @@ impl TxnLayer {
             return;
         }
         // With no transaction, nothing is held: a count that says otherwise drifted.
-        debug_assert_eq!(
-            self.server_retained, 0,
+        debug_assert!(
+            self.server_retained.total == 0 && self.server_retained.by_source.is_empty(),
             "server transactions' bytes drifted"
         );
-        self.server_retained = 0;
+        self.server_retained = Retained::default();
         crate::maps::release_if_empty(&mut self.entries);
         crate::maps::release_if_empty(&mut self.client_keys);
         crate::maps::release_if_empty(&mut self.server_keys);
@@ -52,11 +55,53 @@ impl TxnLayer {
     /// keep for sending again): a peer's requests decide how large those are (a response repeats
     /// the request's Vias, From and To), so a table bounded by count alone is not bounded.
     pub fn server_retained(&self) -> usize {
+        self.server_retained.total
+    }
+
+    /// What of [`TxnLayer::server_retained`] is held by the transactions of requests from
+    /// `ip` (behind a front, the peer it names): one source's long requests must not take
+    /// the whole table (see `call::incoming`).
+    pub fn server_retained_from(&self, ip: IpAddr) -> usize {
+        let ip = ip.to_canonical();
         self.server_retained
+            .by_source
+            .get(&ip)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// What the server transactions hold in bytes, in all and by the source of their requests
+/// (an entry per source that has one: as many as the transactions at most).
+#[derive(Debug, Default)]
+pub(super) struct Retained {
+    total: usize,
+    by_source: HashMap<IpAddr, usize>,
+}
+
+impl Retained {
+    /// A transaction of a request from `source` held `was` bytes and now holds `now`.
+    pub(super) fn recount(&mut self, source: IpAddr, was: usize, now: usize) {
+        if was == now {
+            return;
+        }
+        self.total = self.total.saturating_sub(was) + now;
+        let source = source.to_canonical();
+        let held = self.by_source.entry(source).or_default();
+        *held = held.saturating_sub(was) + now;
+        if *held == 0 {
+            self.by_source.remove(&source);
+            crate::maps::shrink_if_sparse(&mut self.by_source);
+        }
     }
 }
 
 impl Entry {
+    /// Where its request came from (behind a front, the peer the front named).
+    pub(super) fn source_ip(&self) -> IpAddr {
+        self.peer.unwrap_or(self.target.addr.ip())
+    }
+
     /// The bytes a server transaction holds now (0 for a client's: the gateway's own
     /// requests, bounded by its calls).
     pub(super) fn retained(&self) -> usize {

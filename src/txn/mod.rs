@@ -168,8 +168,8 @@ pub struct TxnLayer {
     trying: Vec<TxnId>,
     retransmissions: Retransmissions,
     /// What the server transactions hold in bytes: their entries, keys and the responses
-    /// they keep for sending again ([`TxnLayer::server_retained`]).
-    server_retained: usize,
+    /// they keep for sending again ([`TxnLayer::server_retained`]), in all and by source.
+    server_retained: held::Retained,
 }
 
 /// Retransmissions counted since start.
@@ -204,7 +204,7 @@ impl TxnLayer {
             scratch: Vec::new(),
             trying: Vec::new(),
             retransmissions: Retransmissions::default(),
-            server_retained: 0,
+            server_retained: held::Retained::default(),
         }
     }
 
@@ -399,7 +399,7 @@ impl TxnLayer {
             handled_2xx: None,
         };
         e.counted = e.retained();
-        self.server_retained += e.counted;
+        (self.server_retained).recount(e.source_ip(), 0, e.counted);
         self.entries.insert(id, e);
     }
 

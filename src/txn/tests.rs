@@ -818,11 +818,21 @@ fn the_server_transactions_bytes_are_counted_while_they_are_held() {
     let len = ok.to_bytes().len();
     l.send_response(id, ok, t0(), &mut out);
     assert_eq!(l.server_retained(), key_only + len);
+    // All of it its source's (an IPv4-mapped form of it names the same).
+    let ip = src.addr.ip();
+    assert_eq!(l.server_retained_from(ip), key_only + len);
+    let mapped = match ip {
+        std::net::IpAddr::V4(v4) => std::net::IpAddr::V6(v4.to_ipv6_mapped()),
+        v6 => v6,
+    };
+    assert_eq!(l.server_retained_from(mapped), key_only + len);
+    assert_eq!(l.server_retained_from([192, 0, 2, 10].into()), 0);
     l.send_request(request("OPTIONS", "z9hG4bKc1"), src, t0(), &mut out);
     assert_eq!(l.server_retained(), key_only + len, "ours count nothing");
     // Timer J ends it: nothing is held.
     l.handle_timeout(t0() + Duration::from_secs(33), &mut out);
     assert_eq!(l.server_retained(), 0);
+    assert_eq!(l.server_retained_from(ip), 0);
 }
 
 /// A response whose CSeq number is not its request's (branch and method match) is no

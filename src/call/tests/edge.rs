@@ -613,11 +613,61 @@ fn the_transaction_bound_holds_in_bytes() {
     assert!((2..16).contains(&taken), "{taken} of 64 taken");
     assert!(h.events.iter().any(|e| matches!(
         e,
-        CoreEvent::Refused { why } if *why == "transactions_full"
+        // (One source: refused at three quarters, the rest kept for others.)
+        CoreEvent::Refused { why } if *why == "transactions_full" || *why == "source_transactions"
     )));
     let held = h.core.env.txn.server_retained();
     let bound = 64 * crate::call::incoming::TXN_BYTES;
     assert!(held <= bound + 16 * 1024, "{held} bytes held");
+}
+
+/// One source's long requests fill three quarters of the table's bytes at most while it
+/// holds half of them: the last quarter stays for the other peers, whose new calls go on.
+/// Before, the phone's INVITEs (or a spoofer's in its name) filled it all, and the
+/// carrier's next call was refused 503 like the phone's.
+#[test]
+fn one_source_cannot_take_the_last_quarter_of_the_transaction_table() {
+    let mut h = H::new();
+    h.core.env.max_server_txns = 64;
+    let vias: String = (0..150)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/UDP 198.51.100.{}:5060;branch=z9hG4bKq{i}\r\n",
+                i % 250
+            )
+        })
+        .collect();
+    let long = |n: u32| {
+        invite_text(
+            &format!("hog-{n}"),
+            &format!("z9hG4bKhog{n}"),
+            "+8610123",
+            "",
+        )
+        .replace(
+            "Max-Forwards: 70\r\n",
+            &format!("{vias}Max-Forwards: 70\r\n"),
+        )
+    };
+    for n in 0..64 {
+        h.recv(PHONE, &long(n));
+        h.take(PHONE);
+    }
+    h.take(CARRIER_A);
+    let bytes = 64 * crate::call::incoming::TXN_BYTES;
+    let held = h.core.env.txn.server_retained();
+    assert!(
+        held < bytes,
+        "the phone filled the table: {held} of {bytes}"
+    );
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        CoreEvent::Refused { why } if *why == "source_transactions"
+    )));
+    // The carrier's call still gets through.
+    h.recv(CARRIER_A, &invite_text("in-1", "z9hG4bKin1", "1000", ""));
+    assert_eq!(h.take_requests(PHONE, Method::Invite).len(), 1);
+    assert!(h.statuses(CARRIER_A).iter().all(|s| *s != 503));
 }
 
 /// A full transaction table does not stop the calls up: their requests have a quarter more
