@@ -71,8 +71,21 @@ fn check_response(resp: &Response, local: &LocalAddrs) -> Result<(), (&'static s
     if resp.count_values(&Hdr::VIA) > 1 {
         return Err(("foreign_response", "response with more than one Via"));
     }
+    // Its route set is kept for the whole call (see `MAX_HOPS`).
+    if resp.count_values(&Hdr::RECORD_ROUTE) > MAX_HOPS {
+        return Err((
+            "malformed_response",
+            "response with more Record-Route entries than hops",
+        ));
+    }
     Ok(())
 }
+
+/// Vias or Record-Route entries a message may carry at most: the hops a request makes
+/// with RFC 3261's initial Max-Forwards (§8.1.1.6). A route set is kept for the call's
+/// life and each response repeats the Vias: thousands of tiny entries in one message made
+/// a call hold several times the message's size, one allocation an entry.
+pub const MAX_HOPS: usize = 70;
 
 /// Checks RFC 3261 §8.2 asks of every request before anything else looks at it.
 pub fn validate_request(req: &Request) -> Result<(), &'static str> {
@@ -80,6 +93,9 @@ pub fn validate_request(req: &Request) -> Result<(), &'static str> {
         return Err("SIP version not supported");
     }
     let via = req.top_via().ok_or("missing or malformed Via")?;
+    if req.count_values(&Hdr::VIA) > MAX_HOPS || req.count_values(&Hdr::RECORD_ROUTE) > MAX_HOPS {
+        return Err("more Via or Record-Route entries than a request makes hops (70)");
+    }
     if req.uri_has_headers() {
         return Err("Request-URI must not carry headers");
     }

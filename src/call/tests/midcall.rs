@@ -337,6 +337,56 @@ fn malformed_requests_get_400() {
     assert_eq!(h.core.stats().calls, 0);
 }
 
+/// More Vias or Record-Route entries than a request makes hops (70) are refused: a route
+/// set is kept for the call's life, and thousands of tiny entries made a call hold several
+/// times its message's size. 70 of each pass.
+#[test]
+fn more_vias_or_record_routes_than_hops_are_refused() {
+    let mut h = H::new();
+    let rr = |n: usize| {
+        format!(
+            "Record-Route: {}\r\n",
+            vec!["<sip:p.example;lr>"; n].join(",")
+        )
+    };
+    let vias = |n: usize| -> String {
+        (1..n)
+            .map(|i| format!("Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKh{i}\r\n"))
+            .collect()
+    };
+    for (n, (extra, status)) in [
+        (rr(71), Some(400)),
+        (vias(71), Some(400)),
+        (format!("{}{}", rr(70), vias(70)), None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let inv = invite_text(
+            &format!("hops{n}"),
+            &format!("z9hG4bKhops{n}"),
+            "+8610123",
+            "",
+        )
+        .replace(
+            "Max-Forwards: 70\r\n",
+            &format!("{extra}Max-Forwards: 70\r\n"),
+        );
+        h.recv(PHONE, &inv);
+        let statuses = h.statuses(PHONE);
+        match status {
+            Some(s) => assert_eq!(statuses, vec![s], "{n}"),
+            None => assert!(!statuses.contains(&400), "{n}: {statuses:?}"),
+        }
+    }
+    // A 2xx with 71 Record-Route entries is dropped (its route set would be the call's).
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    let rrs = vec![(Hdr::RECORD_ROUTE, "<sip:p.example;lr>"); 71];
+    let ok = reply(&inv, 200, "t-hops", &rrs, Some(SDP));
+    h.recv_msg(CARRIER_A, ok);
+    assert!(!h.statuses(PHONE).contains(&200), "the 2xx went on");
+}
+
 #[test]
 fn early_media_reaches_the_caller() {
     let mut h = H::new();
