@@ -74,7 +74,7 @@ pub(super) fn routes(
             errs.push(at(
                 r.prefix.span(),
                 format!(
-                    "route prefix {:?} must be digits, optionally after +",
+                    "route prefix {:?} must be digits, * or #, optionally after +",
                     r.prefix.get_ref()
                 ),
             ));

@@ -1789,7 +1789,7 @@ fn a_route_prefix_takes_plus_only_first() {
     for bad in ["86+", "+8+6", "++86", "8a"] {
         let text = load_errors(&gw(bad), &standard_profiles());
         assert!(
-            text.contains("must be digits, optionally after +"),
+            text.contains("must be digits, * or #, optionally after +"),
             "{bad}: {text}"
         );
     }

@@ -654,7 +654,19 @@ fn shutdown_releases_calls_with_cdrs() {
     h.input(Input::Drain);
     assert_eq!(h.core.active_calls(), 2);
     h.recv(PHONE, &invite_text("c19", "z9hG4bKc19", "+8610123", ""));
-    assert_eq!(h.statuses(PHONE), vec![503]);
+    let refused = h.take_responses(PHONE);
+    assert_eq!(
+        refused.iter().map(|r| r.status()).collect::<Vec<_>>(),
+        [503]
+    );
+    // The front and carriers try elsewhere for that long (README: `[shutdown] drain_s`).
+    assert_eq!(refused[0].header(&Hdr::RETRY_AFTER).as_deref(), Some("30"));
+    // A ping while draining is answered 503 too, with the same Retry-After.
+    let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKdr1\r\nMax-Forwards: 70\r\nFrom: <sip:ping@127.0.0.2>;tag=d1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: drain-ping\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    h.recv(PHONE, options);
+    let pong = h.take_responses(PHONE);
+    assert_eq!(pong.iter().map(|r| r.status()).collect::<Vec<_>>(), [503]);
+    assert_eq!(pong[0].header(&Hdr::RETRY_AFTER).as_deref(), Some("30"));
     h.input(Input::HangUpAll);
     let tags: Vec<CallTag> = h.cdrs.iter().map(|c| c.call_tag).collect();
     assert_eq!(tags, vec![CallTag::Shutdown; 3]);

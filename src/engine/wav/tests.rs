@@ -787,3 +787,38 @@ fn recordings_keep_min_free_on_their_file_system() {
     assert!(files.open.contains_key(&3));
     files.close(3);
 }
+
+/// `[recording] format = "mixed"`: one channel, each sample the caller's and the callee's
+/// summed, clamped where the sum would wrap.
+#[test]
+fn a_mixed_recording_is_one_channel_of_both_sides_summed_and_clamped() {
+    use crate::media::record::ulaw_to_linear;
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = std::sync::atomic::AtomicU64::new(0);
+    let mut files = files(&stopped, WAV_LIMIT);
+    // Caller 0x10 and callee 0x20 for 10 packets, then both at μ-law's loudest negative
+    // (0x00, -32124) for 10 more: that sum is clamped.
+    let packet_of = |k: u32, fill: u8| {
+        let mut p = packet(k);
+        p[12..].fill(fill);
+        p
+    };
+    let mut r = Recorder::new(Duration::from_millis(60));
+    let start = Instant::now() - Duration::from_millis(400);
+    for k in 0..20 {
+        let at = start + Duration::from_millis(20) * (k + 1);
+        let (a, b) = if k < 10 { (0x10, 0x20) } else { (0x00, 0x00) };
+        r.push(at, 0, &packet_of(k, a));
+        r.push(at, 1, &packet_of(k, b));
+    }
+    let path = dir.path().join("mixed.wav");
+    files.open(1, path.clone(), false, Arc::new(Mutex::new(r)));
+    files.close(1);
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    assert_eq!(reader.spec().channels, 1);
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    assert_eq!(samples.len(), 20 * 160);
+    let summed = i16::try_from(i32::from(ulaw_to_linear(0x10)) + i32::from(ulaw_to_linear(0x20)));
+    assert_eq!(Ok(samples[0]), summed);
+    assert_eq!(samples[10 * 160], i16::MIN, "clamped, not wrapped");
+}
