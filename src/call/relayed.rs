@@ -223,6 +223,9 @@ impl Call {
                 self.note_sdp_sent(far, rel.sent.body(), ct.as_deref(), false, None);
             }
         }
+        if final_ && resp.is_success() && self.answer_unreadable(cx, &mut rel, &resp) {
+            return;
+        }
         let Some(tag) = self.dialog(rel.origin).map(|l| l.local_tag.clone()) else {
             return;
         };
@@ -328,6 +331,31 @@ impl Call {
         if final_ && matches!(status, 408 | 481) && rel.method != Method::Notify {
             self.far_leg_lost(cx, rel.origin.other(), Q850Cause::TEMPORARY_FAILURE);
         }
+    }
+
+    /// On an anchored call, a 2xx whose answer to a relayed re-INVITE's or UPDATE's offer
+    /// cannot be read (true: handled). Relayed with every stream refused, as it was, the
+    /// far peer kept the session it answered while its other side was told every stream
+    /// was refused: the legs disagreed for the rest of the call. Now the offer's sender
+    /// keeps its session (`502`, RFC 3261 §14.1) and the far peer, its 2xx ACKed, is
+    /// offered the session it had (our last SDP toward it, at the next version).
+    fn answer_unreadable(&mut self, cx: &mut Cx, rel: &mut Relayed, resp: &Response) -> bool {
+        let far = rel.origin.other();
+        if rel.standing.is_none()
+            || !matches!(rel.method, Method::Invite | Method::Update)
+            || self.unreadable_answer(far, resp).is_none()
+        {
+            return false;
+        }
+        warn!(call_id = %self.call_id(), ?far, "the answer to a relayed offer cannot be read: its sender keeps its session (502), the far peer is offered its session again");
+        // (An UPDATE carried as a re-INVITE was ACKed above.)
+        if rel.method == Method::Invite && rel.sent.method() == Method::Invite {
+            self.send_ack(cx, far, resp.seq(), None);
+        }
+        self.offer_not_taken(cx, rel);
+        self.origin_fails(cx, rel, 502, "Bad Gateway");
+        self.offer_standing_session(cx, far);
+        true
     }
 
     /// A relayed request got no answer (`timeout`), or could not be sent (a transport error,

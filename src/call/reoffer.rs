@@ -89,7 +89,7 @@ impl Call {
         let Some((body, ct, _)) = self.sdp[side].as_ref().and_then(|s| s.sent.clone()) else {
             return;
         };
-        info!(call_id = %self.call_id(), ?side, "a late answer to an offer given up: offering the standing session again");
+        info!(call_id = %self.call_id(), ?side, "offering that leg the session it has again (a late answer to an offer given up, or an answer that could not be read)");
         let (body, ct) = sdp_alone(body, ct);
         let Some(m) = self.media.as_mut() else {
             return;

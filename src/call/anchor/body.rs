@@ -70,19 +70,28 @@ impl Call {
     /// the call's media is not anchored): what [`Call::anchored_body`] would send on with
     /// every stream refused.
     pub(in crate::call) fn unreadable_sdp<M: Body>(&self, msg: &M) -> Option<SdpError> {
+        self.unreadable_answer(super::Side::B, msg)
+    }
+
+    /// [`Call::unreadable_sdp`] of an answer (or an offer in a response) from `from`.
+    pub(in crate::call) fn unreadable_answer<M: Body>(
+        &self,
+        from: super::Side,
+        msg: &M,
+    ) -> Option<SdpError> {
         if self.media.is_none() || msg.body().is_empty() {
             return None;
         }
         let ct = readable_type(msg);
-        // Asked of the callee's answers: read as `anchor_body` reads an answer.
+        // Read as `anchor_body` reads an answer.
         let offered = (self.media.as_ref())
-            .and_then(|m| m.offered[super::Side::A].as_ref())
+            .and_then(|m| m.offered[from.other()].as_ref())
             .map(|o| &o.sections);
         match offered {
             Some(s) => MediaBody::read_answer(ct.as_deref(), msg.body(), s).err(),
-            // (An offer, to a late-offer INVITE: held to the callee's own `max_streams`.)
+            // (An offer, to a late-offer INVITE: held to that peer's own `max_streams`.)
             None => {
-                let max = self.offer_max_streams(super::Side::B, None);
+                let max = self.offer_max_streams(from, None);
                 MediaBody::read(ct.as_deref(), msg.body(), max).err()
             }
         }
