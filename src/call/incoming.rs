@@ -231,9 +231,11 @@ impl B2bua {
         // kept up to 32 s, would otherwise fill it, and every other peer's new calls be
         // refused. (One trunk carrying the gateway's whole capacity holds some 350 MiB of
         // the 512: under the three quarters, so it alone is never refused by this.)
+        // (New work only: the calls up keep their headroom below, a source's among them.)
         let bytes = bound.saturating_mul(TXN_BYTES);
         let all_held = self.env.txn.server_retained();
-        if !ends_a_call
+        if call.is_none()
+            && !ends_a_call
             && all_held >= bytes / 4 * 3
             && (self.env.txn).server_retained_from(self.env.origin_ip(req, source)) >= bytes / 2
         {

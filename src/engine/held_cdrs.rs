@@ -35,6 +35,10 @@ impl HeldCdrs {
         self.held.is_empty()
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.held.len()
+    }
+
     /// Hold call `call`'s CDR until its recording is finished. The CDR itself when it
     /// cannot be held: to be written now.
     pub(super) fn hold(
@@ -122,9 +126,17 @@ impl super::Shell {
     /// A call's CDR: written now, or, when it names a recording being written, once that
     /// is finished (asked for now).
     pub(super) fn write_cdr(&mut self, cdr: Box<CdrRecord>, recorded: Option<u64>, now: Instant) {
-        let now_or_later = match recorded.filter(|&call| self.media.finish_recording(call)) {
-            Some(call) => self.held_cdrs.hold(call, cdr, now),
-            None => Some(cdr),
+        use super::media::Finishing;
+        let mut cdr = cdr;
+        let now_or_later = match recorded.map(|call| (call, self.media.finish_recording(call))) {
+            Some((call, Finishing::Asked)) => self.held_cdrs.hold(call, cdr, now),
+            // Its open was refused here (the writer stalled or gone), told in news the call
+            // may not have had yet: the CDR names no file.
+            Some((_, Finishing::Refused)) => {
+                crate::call::recording_news_after_cdr(&mut cdr, &RecordingNews::NotStarted);
+                Some(cdr)
+            }
+            Some((_, Finishing::NoFile)) | None => Some(cdr),
         };
         if let Some(cdr) = now_or_later {
             self.cdr.write(*cdr);

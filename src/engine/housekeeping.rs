@@ -83,8 +83,11 @@ impl Shell {
         for call in self.media.failed_calls() {
             self.core.handle_input(now, Input::MediaFailed(call));
         }
-        self.take_recording_news(now);
+        // After what those inputs made is performed: a call they ended has its CDR held
+        // before its recording's news is routed (else that news went to the core, too late
+        // for the CDR).
         self.perform(now);
+        self.take_recording_news(now);
         metrics::active_calls(self.core.active_calls());
         metrics::media_pairs_free(self.core.free_media_ports());
         metrics::retransmissions(self.core.retransmissions());

@@ -274,7 +274,9 @@ impl Shell {
         else {
             return;
         };
-        let rooms = (self.cdr.room(), self.tcp.least_room());
+        // (A recorded call's CDR, held until its recording is finished, takes room too.)
+        let cdr_room = (self.cdr.room()).saturating_sub(self.held_cdrs.len());
+        let rooms = (cdr_room, self.tcp.least_room());
         let (more, since) = match turn_size(now, (began, since), rooms) {
             Some(n) => (self.core.hang_up_some(now, n), now),
             None => (true, since),

@@ -183,33 +183,6 @@ impl Relays {
         failed
     }
 
-    /// Call `call` ended and its CDR names its recording: the file is finished now (its
-    /// relay sends it nothing more), not when the call is forgotten, and `Finished` news
-    /// comes once it is. False when no file is being written for it (never opened, or no
-    /// writer): nothing will come.
-    pub(super) fn finish_recording(&mut self, call: u64) -> bool {
-        let Some(wav) = &self.wav else {
-            return false;
-        };
-        // Emptied, not removed: the call's next relay update must not open it anew.
-        if (self.recordings.get_mut(&call)).is_none_or(|r| r.take().is_none()) {
-            return false;
-        }
-        wav.close(call);
-        true
-    }
-
-    /// Rung when the recording writer has news (see [`Relays::recording_news`]).
-    pub(super) fn news_bell(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        (self.wav.as_ref()).map_or_else(Default::default, WavWriters::bell)
-    }
-
-    /// What became of calls' recordings since the last call, for their CDRs (see
-    /// [`crate::media::RecordingNews`]).
-    pub(super) fn recording_news(&self) -> Vec<(u64, crate::media::RecordingNews)> {
-        self.wav.as_ref().map(WavWriters::news).unwrap_or_default()
-    }
-
     /// Calls whose media has been silent for their timeout. A reported call starts counting
     /// again (the core releases answered calls only: a ringing call without early media is
     /// reported and carries on), and every new offer/answer restarts the count too.
@@ -485,8 +458,10 @@ fn open(
 
 mod answered;
 mod binding;
+mod recordings;
 mod watch;
 use binding::{CLOSE_WAIT, Closing, bind_after_close};
+pub(super) use recordings::Finishing;
 use watch::Watch;
 #[cfg(test)]
 mod tests;

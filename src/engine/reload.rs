@@ -373,11 +373,6 @@ pub(super) fn describe_changes(old: &Config, new: &Config) -> String {
             parts.push(format!("{name} changed"));
         }
     }
-    // A setting applied that none of the above names (one added since) is still a change:
-    // "nothing changed" tells an operator the file read was not the one edited.
-    if parts.is_empty() && !old.same_as(new) {
-        parts.push("other settings changed".into());
-    }
     if parts.is_empty() {
         "nothing changed".into()
     } else {

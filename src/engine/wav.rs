@@ -294,12 +294,18 @@ impl Drop for Files<'_> {
         }
         let open: Vec<(u64, Open)> = self.open.drain().collect();
         for (id, f) in open {
-            let path = f.path.clone();
+            let (path, closed) = (f.path.clone(), f.closing);
             // The BufWriter flushes as it goes; the header is mended from the file's size.
             drop(f);
             file::mend(&path);
             self.refused_for(id, "write", RecordingNews::Stopped);
-            self.failed.insert(id, path);
+            // Its call ended already (the file was catching up a long pause): no Close will
+            // come, and its held CDR goes now.
+            if closed {
+                tell(&self.news, id, RecordingNews::Finished);
+            } else {
+                self.failed.insert(id, path);
+            }
         }
         if let Some(s) = self.survivors
             && let Ok(mut s) = s.try_borrow_mut()

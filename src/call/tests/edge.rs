@@ -630,6 +630,9 @@ fn the_transaction_bound_holds_in_bytes() {
 #[test]
 fn one_source_cannot_take_the_last_quarter_of_the_transaction_table() {
     let mut h = H::new();
+    // A call of the phone's, up before its flood.
+    let (_inv, ok) = answered_call(&mut h);
+    let tag = ok.to_tag().unwrap();
     h.core.env.max_server_txns = 64;
     // As many as a request may carry (70), each long.
     let vias: String = (0..69)
@@ -672,6 +675,9 @@ fn one_source_cannot_take_the_last_quarter_of_the_transaction_table() {
     h.recv(CARRIER_A, &invite_text("in-1", "z9hG4bKin1", "1000", ""));
     assert_eq!(h.take_requests(PHONE, Method::Invite).len(), 1);
     assert!(h.statuses(CARRIER_A).iter().all(|s| *s != 503));
+    // And the phone's call up is served as ever (its calls keep their headroom).
+    h.recv(PHONE, &from_phone("INFO", &tag, 2, "z9hG4bKhoginfo", ""));
+    assert_eq!(h.take_requests(CARRIER_A, Method::Info).len(), 1, "relayed");
 }
 
 /// A full transaction table does not stop the calls up: their requests have a quarter more

@@ -415,6 +415,12 @@ fn a_recording_refused_after_its_close_is_not_kept_as_failed() {
     }
     assert_eq!(stopped.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(files.failed.is_empty(), "{:?}", files.failed);
+    // As finished as it will be: its held CDR goes (before, it waited out its 5 s).
+    let news = files.news.lock().unwrap().clone();
+    assert_eq!(
+        news,
+        [(1, RecordingNews::Stopped), (1, RecordingNews::Finished)]
+    );
 }
 
 /// The last bytes of a short recording fit in the file's buffer: only the finalize's flush

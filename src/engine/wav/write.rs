@@ -128,5 +128,10 @@ impl Files<'_> {
                 }
             }
         }
+        // A closed call's file that stopped while catching up its backlog is as finished as
+        // it will be: its held CDR goes now (see `engine::held_cdrs`).
+        if closing && !self.open.contains_key(&id) {
+            super::tell(&self.news, id, RecordingNews::Finished);
+        }
     }
 }
