@@ -188,6 +188,21 @@ fn send_stream_from(
     )
 }
 
+/// The phone's stream `a` (20 ms packets) and the carrier's `b` (`carrier_ptime`), sent
+/// through the gateway from one start; what each lost on the way.
+fn both_ways(
+    e: &Established,
+    (a, b): (Vec<u8>, Vec<u8>),
+    carrier_ptime: u64,
+) -> (Vec<std::ops::Range<usize>>, Vec<std::ops::Range<usize>>) {
+    let start = std::time::Instant::now() + Duration::from_millis(20);
+    let phone = e.phone_rtp.try_clone().unwrap();
+    let pa = send_stream_at(phone, e.gw_a, a, 20, 0x1111, 1000, start);
+    let carrier = e.carrier_rtp.try_clone().unwrap();
+    let pb = send_stream_at(carrier, e.gw_b, b, carrier_ptime, 0x2222, 1000, start);
+    (pa.join().unwrap(), pb.join().unwrap())
+}
+
 /// As `send_stream_from`, its schedule counted from `start`: two streams given one start
 /// begin together however late each thread is scheduled.
 fn send_stream_at(
@@ -267,27 +282,7 @@ fn recorded_call(carrier_ptime: u64) {
     let a = stream(8000 * 3, 7);
     let b = stream(8000 * 3, 9);
     // One start for both streams: their alignment in the file is checked below.
-    let start = std::time::Instant::now() + Duration::from_millis(20);
-    let pa = send_stream_at(
-        e.phone_rtp.try_clone().unwrap(),
-        e.gw_a,
-        a.clone(),
-        20,
-        0x1111,
-        1000,
-        start,
-    );
-    let pb = send_stream_at(
-        e.carrier_rtp.try_clone().unwrap(),
-        e.gw_b,
-        b.clone(),
-        carrier_ptime,
-        0x2222,
-        1000,
-        start,
-    );
-    let lost_a = pa.join().unwrap();
-    let lost_b = pb.join().unwrap();
+    let (lost_a, lost_b) = both_ways(&e, (a.clone(), b.clone()), carrier_ptime);
     std::thread::sleep(Duration::from_millis(600));
     hang_up(&gw, &e, &id);
     let cdr = &gw.wait_cdrs(1)[0];
@@ -336,28 +331,7 @@ fn a_recording_is_complete_when_its_cdr_is_written_though_the_bye_goes_unanswere
     );
     let id = "rec-unanswered-bye";
     let e = establish(&gw, id);
-    let start = std::time::Instant::now() + Duration::from_millis(20);
-    let (a, b) = (stream(8000, 3), stream(8000, 5));
-    let pa = send_stream_at(
-        e.phone_rtp.try_clone().unwrap(),
-        e.gw_a,
-        a,
-        20,
-        0x1111,
-        1000,
-        start,
-    );
-    let pb = send_stream_at(
-        e.carrier_rtp.try_clone().unwrap(),
-        e.gw_b,
-        b,
-        20,
-        0x2222,
-        1000,
-        start,
-    );
-    pa.join().unwrap();
-    pb.join().unwrap();
+    both_ways(&e, (stream(8000, 3), stream(8000, 5)), 20);
     let bye = format!(
         "BYE sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE_IP}:{};branch=z9hG4bK{id}3;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1000@{PHONE_IP}>;tag=p1\r\nTo: {}\r\nCall-ID: {id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         gw.ports.gw, gw.ports.phone, e.to

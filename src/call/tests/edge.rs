@@ -577,6 +577,19 @@ fn a_request_outside_any_dialog_is_answered_without_a_transaction() {
     assert_eq!(h.core.stats().server_txns, 0);
 }
 
+/// As many Vias as a request may carry besides its own (69 of 70), each long.
+fn long_vias(branch: &str) -> String {
+    (0..69)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/UDP 198.51.100.{}:5060;branch=z9hG4bK{branch}{i};x={}\r\n",
+                i % 250,
+                "p".repeat(80)
+            )
+        })
+        .collect()
+}
+
 /// The bound holds in bytes too: long requests (each 200 repeats their Vias, kept 32 s for
 /// retransmissions) fill the table long before its count, and what it holds stays within
 /// the bound's bytes. Before, 262,144 transactions of 60 KB (16 GiB) could be held.
@@ -584,16 +597,7 @@ fn a_request_outside_any_dialog_is_answered_without_a_transaction() {
 fn the_transaction_bound_holds_in_bytes() {
     let mut h = H::new();
     h.core.env.max_server_txns = 64;
-    // As many as a request may carry (70), each long.
-    let vias: String = (0..69)
-        .map(|i| {
-            format!(
-                "Via: SIP/2.0/UDP 198.51.100.{}:5060;branch=z9hG4bKv{i};x={}\r\n",
-                i % 250,
-                "p".repeat(80)
-            )
-        })
-        .collect();
+    let vias = long_vias("v");
     let invite = |n: u32| {
         invite_text(
             &format!("long-{n}"),
@@ -634,16 +638,7 @@ fn one_source_cannot_take_the_last_quarter_of_the_transaction_table() {
     let (_inv, ok) = answered_call(&mut h);
     let tag = ok.to_tag().unwrap();
     h.core.env.max_server_txns = 64;
-    // As many as a request may carry (70), each long.
-    let vias: String = (0..69)
-        .map(|i| {
-            format!(
-                "Via: SIP/2.0/UDP 198.51.100.{}:5060;branch=z9hG4bKq{i};x={}\r\n",
-                i % 250,
-                "p".repeat(80)
-            )
-        })
-        .collect();
+    let vias = long_vias("q");
     let long = |n: u32| {
         invite_text(
             &format!("hog-{n}"),

@@ -199,6 +199,20 @@ fn drained(files: &mut Files<'_>, id: u64, path: &std::path::Path) {
     files.drain(Instant::now() + Duration::from_secs(1), slice);
 }
 
+/// Recording 1 (`a.wav` in `dir`), answered, ended while `minutes` of a pause's silence
+/// were still to be written.
+fn closed_in_a_long_pause(files: &mut Files<'_>, dir: &std::path::Path, minutes: u64) {
+    files.open(1, dir.join("a.wav"), true, fed(25));
+    files.answered(1);
+    if let Some(f) = files.open.get_mut(&1) {
+        f.backlog.push_back(Drained {
+            silence: minutes * SILENCE_PER_PASS,
+            frames: Vec::new(),
+        });
+    }
+    files.close(1);
+}
+
 /// Recording `id`'s header update is due now (its next write brings it up to date).
 fn header_due(files: &mut Files<'_>, id: u64) {
     if let Some(f) = files.open.get_mut(&id) {
@@ -399,15 +413,7 @@ fn a_recording_refused_after_its_close_is_not_kept_as_failed() {
     let dir = tempfile::tempdir().unwrap();
     let stopped = std::sync::atomic::AtomicU64::new(0);
     let mut files = files(&stopped, WAV_LIMIT);
-    files.open(1, dir.path().join("a.wav"), true, fed(25));
-    files.answered(1);
-    if let Some(f) = files.open.get_mut(&1) {
-        f.backlog.push_back(Drained {
-            silence: 10 * SILENCE_PER_PASS,
-            frames: Vec::new(),
-        });
-    }
-    files.close(1);
+    closed_in_a_long_pause(&mut files, dir.path(), 10);
     assert!(files.open[&1].closing, "catching up after its close");
     fill_disk(&files, 1);
     while files.open.contains_key(&1) {
@@ -455,15 +461,7 @@ fn a_recording_catching_up_a_pause_is_finished_when_caught_up() {
     let dir = tempfile::tempdir().unwrap();
     let stopped = std::sync::atomic::AtomicU64::new(0);
     let mut files = files(&stopped, WAV_LIMIT);
-    files.open(1, dir.path().join("a.wav"), true, fed(25));
-    files.answered(1);
-    if let Some(f) = files.open.get_mut(&1) {
-        f.backlog.push_back(Drained {
-            silence: 3 * SILENCE_PER_PASS,
-            frames: Vec::new(),
-        });
-    }
-    files.close(1);
+    closed_in_a_long_pause(&mut files, dir.path(), 3);
     assert!(files.news.lock().unwrap().is_empty(), "not finished yet");
     while files.open.contains_key(&1) {
         files.write(1, Drained::default());
