@@ -28,7 +28,9 @@ impl Call {
         if let Some(side) = from {
             let privacy = resp.header_lines(&crate::sip::Hdr::named("Privacy"));
             self.note_privacy(side, resp.to_tag().as_deref(), &privacy);
-            self.unbelieved_isdn(side, &mut resp);
+            // (A response whose body cannot be taken apart goes on without it: its
+            // transaction has ended, and the call must hear its final answer.)
+            let _ = self.unbelieved_isdn(side, &mut resp);
         }
         match role {
             TxnRole::Invite(n) => self.on_invite_response(cx, id, n, resp),

@@ -50,7 +50,9 @@ impl B2bua {
         }
         match ingress::check(msg, source, &self.env.local) {
             Verdict::Accept(msg) => {
-                let msg = self.unbelieved_body(msg, source);
+                let Some(msg) = self.unbelieved_body(msg, source) else {
+                    return;
+                };
                 if let Message::Request(req) = &msg
                     && req.method() != Method::Ack
                     && !self.env.txn.knows(req, source.addr)

@@ -25,7 +25,18 @@ impl Call {
     pub(super) fn on_in_dialog(&mut self, cx: &mut Cx, side: Side, id: TxnId, mut req: Request) {
         let privacy = req.header_lines(&Hdr::named("Privacy"));
         self.note_privacy(side, req.from_tag().as_deref(), &privacy);
-        self.unbelieved_isdn(side, &mut req);
+        // One whose body cannot be taken apart is refused (see `unbelieved_body.rs`); an ACK
+        // goes on without it, and ends the call as an ACK without its answer does.
+        if self.unbelieved_isdn(side, &mut req) && req.method() != Method::Ack {
+            cx.respond(
+                id,
+                &req,
+                415,
+                "Unsupported Media Type",
+                &[(Hdr::named("Accept"), "application/sdp")],
+            );
+            return;
+        }
         // A request in another branch's early dialog (`forks.rs`) is judged in that dialog,
         // and that branch is followed from now on if the request goes on to the caller.
         let mut followed = None;

@@ -148,7 +148,7 @@ pub fn outbound_invite(
     if !a_req.body().is_empty() {
         let ct = a_req.header(&Hdr::CONTENT_TYPE);
         r.set_body(shaped_body(peer, a_req), ct.as_deref())?;
-        crate::interop::isdn::for_peer(peer, &mut r);
+        crate::interop::isdn::for_peer(peer, &mut r)?;
     }
     Ok((leg, r))
 }

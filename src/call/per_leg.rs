@@ -55,12 +55,13 @@ impl Call {
     /// A message from `side`'s peer, not believed (`trust_asserted = false`), carries no ISDN
     /// signalling on: judged by the call's own peer for that side. The check as messages
     /// come in goes by source address, which leaves some senders unknown (a front's
-    /// unstamped response, a peer a reload moved) and judged believed.
-    pub(super) fn unbelieved_isdn<M: crate::sip::Body>(&self, side: Side, msg: &mut M) {
+    /// unstamped response, a peer a reload moved) and judged believed. False when its body
+    /// could not be taken apart ([`crate::interop::isdn::Inseparable`]: its body is gone).
+    pub(super) fn unbelieved_isdn<M: crate::sip::Body>(&self, side: Side, msg: &mut M) -> bool {
         // (Most messages carry no body, or come from a believed peer: nothing to look at.)
-        if !msg.body().is_empty() && !self.profile(side).is_some_and(|p| p.headers.trust_asserted) {
-            crate::interop::isdn::withhold(msg);
-        }
+        !msg.body().is_empty()
+            && !self.profile(side).is_some_and(|p| p.headers.trust_asserted)
+            && crate::interop::isdn::withhold(msg).is_err()
     }
 
     /// A message from `side` said (with its `Privacy`) whether its party's identity is

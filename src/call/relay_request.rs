@@ -260,7 +260,7 @@ impl Call {
                     let shaped = shaped_body(&profile, &req);
                     reshaped = shaped != *req.body();
                     out.set_body(shaped, ct.as_deref())?;
-                    crate::interop::isdn::for_peer(&profile, &mut out);
+                    crate::interop::isdn::for_peer(&profile, &mut out)?;
                 }
                 Ok(out)
             })

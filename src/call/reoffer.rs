@@ -286,7 +286,7 @@ impl Call {
 }
 
 /// The SDP of a body alone: an ISUP beside it in a SIP-I body is no part of an offer.
-fn sdp_alone(body: Bytes, ct: Option<String>) -> (Bytes, Option<String>) {
+pub(super) fn sdp_alone(body: Bytes, ct: Option<String>) -> (Bytes, Option<String>) {
     match crate::sdp::sdp_of(ct.as_deref(), &body) {
         Some(sdp) if crate::sdp::is_multipart(ct.as_deref()) => (
             Bytes::copy_from_slice(sdp),

@@ -267,7 +267,9 @@ impl Call {
             out.push_header(&h, v)?;
         }
         match sent {
+            // (The SDP alone: see `send_refresh`.)
             Some((body, ct, _)) if req.method() == Method::Invite => {
+                let (body, ct) = super::reoffer::sdp_alone(body, ct);
                 let body = self.shown_again(side, &body, ct.as_deref());
                 out.set_body(body, ct.as_deref())?
             }

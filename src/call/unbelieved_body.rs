@@ -10,22 +10,28 @@
 //! Before, every part went on byte for byte. A peer that is believed (a trunk, a PBX that
 //! asserts its users) keeps its bodies as they came.
 
+use tracing::warn;
+
 use crate::interop::isdn;
 use crate::sip::{Body, Message, Target};
 
 use super::router::B2bua;
 
 impl B2bua {
-    /// `msg` from `source`, its body trimmed when its sender is a peer not believed.
-    pub(super) fn unbelieved_body(&self, mut msg: Message, source: Target) -> Message {
+    /// `msg` from `source`, its body trimmed when its sender is a peer not believed. `None`:
+    /// refused, its multipart body not to be taken apart ([`isdn::Inseparable`]): a request
+    /// answered `415` (an ACK goes on without its body, which ends the call as an ACK
+    /// without the answer it owes does), a response dropped (its INVITE fails over or times
+    /// out, as for a response that does not parse).
+    pub(super) fn unbelieved_body(&mut self, mut msg: Message, source: Target) -> Option<Message> {
         // The body first: most messages carry none, or plain SDP, and cost no lookup.
         let ct = match &msg {
             Message::Request(r) if !r.body().is_empty() => r.content_type(),
             Message::Response(r) if !r.body().is_empty() => r.content_type(),
-            _ => return msg,
+            _ => return Some(msg),
         };
         if !isdn::may_carry(ct.as_deref()) {
-            return msg;
+            return Some(msg);
         }
         // A request in a call's dialog is judged by that call's peer for its side: a reload
         // that put the sender's address in another profile's `match` does not change whose
@@ -53,12 +59,36 @@ impl B2bua {
             }
         };
         if believed {
-            return msg;
+            return Some(msg);
         }
-        match &mut msg {
+        let kept = match &mut msg {
             Message::Request(r) => isdn::withhold(r),
             Message::Response(r) => isdn::withhold(r),
+        };
+        if let Err(e) = kept {
+            warn!(%source, "{e}: refused");
+            match &msg {
+                Message::Request(r) if r.method() == crate::sip::Method::Ack => return Some(msg),
+                Message::Request(r) => {
+                    let accept = [(crate::sip::Hdr::named("Accept"), "application/sdp")];
+                    // A tag of no check, as every stateless answer's.
+                    let tag = (r.to_tag().is_none()).then(|| self.env.ids.stateless_tag(r));
+                    let refusal = crate::sip::ingress::response_to(
+                        r,
+                        415,
+                        "Unsupported Media Type",
+                        tag.as_deref(),
+                        &accept,
+                    );
+                    if let Ok(resp) = refusal {
+                        self.env.send(source, &Message::Response(resp));
+                    }
+                }
+                Message::Response(_) => {}
+            }
+            self.refused("inseparable_body");
+            return None;
         }
-        msg
+        Some(msg)
     }
 }

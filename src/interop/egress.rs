@@ -478,7 +478,7 @@ pub fn relayed_response(
     } else {
         let ct = from.header(&Hdr::CONTENT_TYPE);
         out.set_body(shaped_body(to_peer, from), ct.as_deref())?;
-        super::isdn::for_peer(to_peer, &mut out);
+        super::isdn::for_peer(to_peer, &mut out)?;
     }
     Ok(out)
 }

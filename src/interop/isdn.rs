@@ -23,24 +23,45 @@ pub fn may_carry(ct: Option<&str>) -> bool {
     is_isdn_signalling(ct) || crate::sdp::is_multipart(ct)
 }
 
+/// A multipart body that may hold ISDN signalling and cannot be taken apart (unterminated,
+/// nested, encoded, past 32 parts): its SDP, if it has one, cannot be kept alone. Withheld
+/// whole, an offer would become none (the far peer offering in its 2xx, taken for an
+/// answer) and a 2xx would lose its answer: the message is refused instead.
+#[derive(Debug, thiserror::Error)]
+#[error("a multipart body that may hold ISUP or QSIG cannot be taken apart to keep its SDP alone")]
+pub struct Inseparable;
+
+impl From<Inseparable> for crate::sip::SipError {
+    fn from(e: Inseparable) -> Self {
+        crate::sip::SipError::Build(e.to_string())
+    }
+}
+
 /// `m`'s body without ISDN signalling: an ISUP or QSIG body goes, and so does a multipart
-/// one holding such a part, but for its SDP part, which goes on alone; a body of either
-/// kind that is encoded (it cannot be looked into) goes whole. Other multipart bodies (a
-/// location, RFC 6442) stay as they are.
-pub fn withhold(m: &mut impl Body) {
+/// one holding such a part, but for its SDP part, which goes on alone. A multipart body
+/// that may hold such a part and cannot be taken apart (or is encoded: it cannot be looked
+/// into) is [`Inseparable`], its body gone. Other multipart bodies (a location, RFC 6442)
+/// stay as they are.
+pub fn withhold(m: &mut impl Body) -> Result<(), Inseparable> {
     if m.body().is_empty() {
-        return;
+        return Ok(());
     }
     let ct = m.content_type();
     let isdn = is_isdn_signalling(ct.as_deref());
     if !isdn && !crate::sdp::is_multipart(ct.as_deref()) {
-        return;
+        return Ok(());
     }
-    if m.encoded() || isdn {
-        return drop_body(m);
+    // An ISUP or QSIG body alone holds no SDP.
+    if isdn {
+        drop_body(m);
+        return Ok(());
+    }
+    if m.encoded() {
+        drop_body(m);
+        return Err(Inseparable);
     }
     if !may_hold_isdn_signalling(m.body()) {
-        return;
+        return Ok(());
     }
     match crate::sdp::locate(ct.as_deref(), m.body()) {
         Ok(Some(part)) => {
@@ -49,17 +70,27 @@ pub fn withhold(m: &mut impl Body) {
                 m.remove_header(&Hdr::named("Content-Disposition"));
                 m.remove_header(&Hdr::named("MIME-Version"));
             }
+            Ok(())
         }
-        // No SDP to keep (a late offer's IAM alone), or one that cannot be found.
-        _ => drop_body(m),
+        // No SDP to keep (a late offer's IAM alone).
+        Ok(None) => {
+            drop_body(m);
+            Ok(())
+        }
+        Err(_) => {
+            drop_body(m);
+            Err(Inseparable)
+        }
     }
 }
 
-/// Whether a multipart body may hold an ISUP or QSIG part: a part's Content-Type names one
-/// (looked for anywhere in the body, case aside: a false alarm only costs the SIP-I parts
-/// of a multipart body that had none).
+/// Whether a multipart body may hold an ISUP or QSIG part: the subtype's name anywhere in
+/// it, case aside. Not the whole `application/isup`: a part's Content-Type may be written
+/// `application / ISUP`, folded after the `/`, or with a comment (RFC 2045 §5.1), and a far
+/// end reads it as ISUP all the same; the subtype itself is one token, written whole. A
+/// false alarm only costs the parts beside the SDP of a multipart body that had none.
 fn may_hold_isdn_signalling(body: &[u8]) -> bool {
-    [&b"application/isup"[..], b"application/qsig"]
+    [&b"isup"[..], b"qsig"]
         .iter()
         .any(|t| body.windows(t.len()).any(|w| w.eq_ignore_ascii_case(t)))
 }
@@ -76,8 +107,9 @@ fn drop_body(m: &mut impl Body) {
 /// domain (`trust_identity = false`): an IAM's calling number reaches it whatever the
 /// caller's presentation (ISUP's own, or `Privacy: id` in the headers), and so would the
 /// forwarding numbers History-Info withholds.
-pub fn for_peer(peer: &crate::config::Profile, m: &mut impl Body) {
-    if !peer.headers.trust_identity {
-        withhold(m);
+pub fn for_peer(peer: &crate::config::Profile, m: &mut impl Body) -> Result<(), Inseparable> {
+    if peer.headers.trust_identity {
+        return Ok(());
     }
+    withhold(m)
 }

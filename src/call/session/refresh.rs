@@ -131,9 +131,14 @@ impl Call {
         };
         // Our last SDP again, its `o=` as this peer must see it now (the same line, or the
         // next version after an offer it refused).
+        // The SDP alone: a SIP-I call's IAM (or ANM) beside it went once, at the call's
+        // start, and a second would be an ISUP message out of place mid-call.
         let sdp = sdp
             .filter(|_| method == Method::Invite)
-            .map(|(body, ct, answer)| (self.shown_again(side, &body, ct.as_deref()), ct, answer));
+            .map(|(body, ct, answer)| {
+                let (body, ct) = crate::call::reoffer::sdp_alone(body, ct);
+                (self.shown_again(side, &body, ct.as_deref()), ct, answer)
+            });
         let Some(leg) = self.dialog_mut(side) else {
             return;
         };

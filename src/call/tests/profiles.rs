@@ -79,6 +79,35 @@ fn an_unbelieved_peers_isup_part_goes_no_further() {
     );
     assert_eq!(inv.body().as_ref(), SDP.as_bytes());
     assert!(!inv.has_header(&Hdr::named("Content-Disposition")));
+    // Nor when the part's type is written with spaces, folded, or with a comment, which
+    // MIME readers take for ISUP all the same (before, these went on whole). The comment
+    // the gateway's reader does not take: that body cannot be taken apart, and the INVITE
+    // is refused 415 (neither its ISUP nor, without its SDP, a late offer goes on).
+    for (n, part_type) in [
+        "application / ISUP",
+        "application/\r\n isup",
+        "application/(sip-i) isup",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = format!(
+            "--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b1\r\nContent-Type: {part_type}\r\n\r\n\x01\x00\x49\r\n--b1--\r\n"
+        );
+        let msg = invite_with_body(body.as_bytes(), "multipart/mixed;boundary=b1");
+        let text = String::from_utf8_lossy(&msg.to_bytes())
+            .replace("sipi1", &format!("sipi-s{n}"))
+            .replace("z9hG4bKsipi1", &format!("z9hG4bKsipis{n}"));
+        h.recv(PHONE, &text);
+        if part_type.contains('(') {
+            assert_eq!(h.statuses(PHONE).last(), Some(&415));
+            assert!(h.take(CARRIER_A).is_empty());
+            continue;
+        }
+        let inv = h.one_request(CARRIER_A, Method::Invite);
+        assert_eq!(inv.body().as_ref(), SDP.as_bytes(), "{part_type:?}");
+    }
+    h.take(PHONE);
     // A late offer's IAM alone in a multipart body: no body at all.
     let iam_alone = b"--b1\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x00\x49\r\n--b1--\r\n";
     let (call, branch) = ("sipi2", "z9hG4bKsipi2");
@@ -103,6 +132,35 @@ fn an_unbelieved_peers_isup_part_goes_no_further() {
         inv.body().windows(11).any(|w| w == b"<presence/>"),
         "{inv:?}"
     );
+}
+
+/// A trusted carrier's SIP-I body the gateway cannot take apart (here, no closing
+/// delimiter), toward a peer outside the trust domain: the INVITE is not sent without its
+/// body (its SDP would be gone, the PBX would offer in its 2xx and the carrier take that for
+/// its answer); the carrier gets 503 and may try elsewhere. Before, the PBX got an INVITE
+/// with no body.
+#[test]
+fn a_carriers_sip_i_body_that_cannot_be_taken_apart_is_not_sent_without_its_sdp() {
+    let mut h = H::with(config_with(|n, p| {
+        if n == "pbx" {
+            p.headers.trust_identity = false;
+        }
+    }));
+    let unclosed = format!(
+        "--b1\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--b1\r\nContent-Type: application/isup\r\n\r\n\x01\x00\x49\r\n"
+    );
+    h.recv_msg(
+        CARRIER_A,
+        invite_with_body(unclosed.as_bytes(), "multipart/mixed;boundary=b1"),
+    );
+    assert!(
+        h.take_requests(PHONE, Method::Invite).is_empty(),
+        "no INVITE without its SDP"
+    );
+    // (That peer of the route is skipped, as one whose INVITE cannot be built: the next,
+    // in the trust domain, could take the body whole; with none, 503.)
+    let statuses = h.statuses(CARRIER_A);
+    assert_eq!(statuses.last(), Some(&503), "{statuses:?}");
 }
 
 /// A trusted carrier's SIP-I INVITE reaches a peer outside the trust domain (`pbx`,

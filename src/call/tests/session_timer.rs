@@ -212,6 +212,52 @@ fn a_carrier_that_knows_no_timers_is_refreshed_by_reinvite_with_our_last_offer()
     );
 }
 
+/// On a SIP-I call the gateway's refresh offers the SDP alone: the IAM beside it went once,
+/// in the INVITE, and a second one mid-call is an ISUP message out of place, which a far
+/// interworking unit may release the call for. Before, the refresh re-INVITE carried the
+/// whole multipart body again.
+#[test]
+fn a_sip_i_calls_refresh_offers_its_sdp_without_the_isup() {
+    let mut h = carrier_requiring_timers();
+    let (body, ct) = crate::sdp::with_sdp_part(
+        SDP.as_bytes(),
+        b"\x01\x00\x49\x00",
+        "application/isup;version=itu-t92+",
+        &[("Content-Disposition", "signal;handling=optional")],
+    )
+    .unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let invite = invite_text("call-1@127.0.0.2", "z9hG4bKa1", "+8610123", "")
+        .replace(
+            "Content-Type: application/sdp",
+            &format!("Content-Type: {ct}"),
+        )
+        .replace(
+            &format!("Content-Length: {}", SDP.len()),
+            &format!("Content-Length: {}", body.len()),
+        )
+        .replace(SDP, &body);
+    h.recv(PHONE, &invite);
+    let inv = h.one_request(CARRIER_A, Method::Invite);
+    assert!(
+        inv.body().windows(4).any(|w| w == b"isup"),
+        "SIP-I to the carrier"
+    );
+    let contact = [(Hdr::CONTACT, "<sip:+8610123@127.0.0.3>")];
+    h.recv_msg(CARRIER_A, reply(&inv, 200, "carrier1", &contact, Some(SDP)));
+    let ok = h.response_with(PHONE, 200, "the phone gets the 200");
+    let tag = ok.to_tag().unwrap();
+    h.recv(PHONE, &from_phone("ACK", &tag, 1, "z9hG4bKack1", ""));
+    h.one_request(CARRIER_A, Method::Ack);
+    h.advance(Duration::from_millis(150_200));
+    let re = h.one_request(CARRIER_A, Method::Invite);
+    assert_eq!(
+        re.header(&Hdr::CONTENT_TYPE).as_deref(),
+        Some("application/sdp")
+    );
+    assert_eq!(re.body().as_ref(), SDP.as_bytes(), "the SDP alone");
+}
+
 #[test]
 fn a_refresh_after_a_refused_reinvite_offers_the_session_that_stands_not_the_refused_one() {
     let mut h = carrier_requiring_timers();
