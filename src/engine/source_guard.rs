@@ -141,6 +141,13 @@ impl SourceGuard {
     fn limiter_index(&self, ip: &IpAddr) -> usize {
         (self.hasher.hash_one(ip) as usize) % CELLS
     }
+
+    /// Whether a peer at `peer` and a stranger at `stranger` share a cell (tests: the
+    /// hash key is random, so one run in 4,096 they do, and share a rate).
+    #[cfg(test)]
+    pub(crate) fn share_a_cell(&self, peer: IpAddr, stranger: IpAddr) -> bool {
+        self.limiter_index(&peer) == self.limiter_index(&source_key(stranger))
+    }
 }
 
 pub(crate) use crate::config::net::source_key;
