@@ -341,7 +341,10 @@ impl Call {
     /// offered the session it had (our last SDP toward it, at the next version).
     fn answer_unreadable(&mut self, cx: &mut Cx, rel: &mut Relayed, resp: &Response) -> bool {
         let far = rel.origin.other();
-        if rel.standing.is_none()
+        // (Once the call is up: an early dialog takes no re-INVITE to offer again in; an
+        // early UPDATE's unreadable answer goes on refused, as an early answer does.)
+        if !self.phase.is_up()
+            || rel.standing.is_none()
             || !matches!(rel.method, Method::Invite | Method::Update)
             || self.unreadable_answer(far, resp).is_none()
         {
