@@ -27,7 +27,9 @@ impl Call {
         self.note_privacy(side, req.from_tag().as_deref(), &privacy);
         // One whose body cannot be taken apart is refused (see `unbelieved_body.rs`); an ACK
         // goes on without it, and ends the call as an ACK without its answer does.
-        if self.unbelieved_isdn(side, &mut req) && req.method() != Method::Ack {
+        if self.unbelieved_isdn(side, &mut req)
+            && crate::interop::isdn::may_carry_session(&req.method(), None)
+        {
             cx.respond(
                 id,
                 &req,

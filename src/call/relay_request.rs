@@ -260,7 +260,11 @@ impl Call {
                     let shaped = shaped_body(&profile, &req);
                     reshaped = shaped != *req.body();
                     out.set_body(shaped, ct.as_deref())?;
-                    crate::interop::isdn::for_peer(&profile, &mut out)?;
+                    let isdn = &crate::interop::isdn::for_peer(&profile, &mut out);
+                    if isdn.is_err() && crate::interop::isdn::may_carry_session(&req.method(), None)
+                    {
+                        return Err(crate::interop::isdn::Inseparable.into());
+                    }
                 }
                 Ok(out)
             })

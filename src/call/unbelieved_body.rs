@@ -19,10 +19,9 @@ use super::router::B2bua;
 
 impl B2bua {
     /// `msg` from `source`, its body trimmed when its sender is a peer not believed. `None`:
-    /// refused, its multipart body not to be taken apart ([`isdn::Inseparable`]): a request
-    /// answered `415` (an ACK goes on without its body, which ends the call as an ACK
-    /// without the answer it owes does), a response dropped (its INVITE fails over or times
-    /// out, as for a response that does not parse).
+    /// an INVITE, UPDATE or PRACK whose multipart body cannot be taken apart
+    /// ([`isdn::Inseparable`]), refused `415`; any other such message goes on without its
+    /// body (an ACK so ends the call as an ACK without the answer it owes does).
     pub(super) fn unbelieved_body(&mut self, mut msg: Message, source: Target) -> Option<Message> {
         // The body first: most messages carry none, or plain SDP, and cost no lookup.
         let ct = match &msg {
@@ -65,10 +64,18 @@ impl B2bua {
             Message::Request(r) => isdn::withhold(r),
             Message::Response(r) => isdn::withhold(r),
         };
-        if let Err(e) = kept {
+        // Refused only where it may carry the session: anything else goes on without its
+        // body (a BYE or CANCEL must end what it ends; a response is its transaction's,
+        // maybe a call's, final word: a 2xx without its answer is judged as one).
+        let session = match &msg {
+            Message::Request(r) => isdn::may_carry_session(&r.method(), None),
+            Message::Response(_) => false,
+        };
+        if let Err(e) = &kept
+            && session
+        {
             warn!(%source, "{e}: refused");
             match &msg {
-                Message::Request(r) if r.method() == crate::sip::Method::Ack => return Some(msg),
                 Message::Request(r) => {
                     let accept = [(crate::sip::Hdr::named("Accept"), "application/sdp")];
                     // A tag of no check, as every stateless answer's.
@@ -88,6 +95,9 @@ impl B2bua {
             }
             self.refused("inseparable_body");
             return None;
+        }
+        if kept.is_err() {
+            warn!(%source, "a multipart body that may hold ISUP or QSIG cannot be taken apart: it goes on without its body");
         }
         Some(msg)
     }

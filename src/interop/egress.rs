@@ -478,7 +478,13 @@ pub fn relayed_response(
     } else {
         let ct = from.header(&Hdr::CONTENT_TYPE);
         out.set_body(shaped_body(to_peer, from), ct.as_deref())?;
-        super::isdn::for_peer(to_peer, &mut out)?;
+        // (Refused only where it may carry the session: `isdn::may_carry_session`.)
+        let method = from.cseq().map(|(_, m)| m);
+        if super::isdn::for_peer(to_peer, &mut out).is_err()
+            && method.is_some_and(|m| super::isdn::may_carry_session(&m, Some(from.status())))
+        {
+            return Err(super::isdn::Inseparable.into());
+        }
     }
     Ok(out)
 }

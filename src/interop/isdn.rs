@@ -31,6 +31,16 @@ pub fn may_carry(ct: Option<&str>) -> bool {
 #[error("a multipart body that may hold ISUP or QSIG cannot be taken apart to keep its SDP alone")]
 pub struct Inseparable;
 
+/// Whether a message of `method` (with `status` for a response) may carry an offer or an
+/// answer: only those are refused for an [`Inseparable`] body (an INVITE, UPDATE or PRACK,
+/// and their provisional and 2xx answers). Any other goes on without its body, as before:
+/// a BYE or CANCEL must end what it ends, a failure or an INFO's 200 carries no session.
+pub fn may_carry_session(method: &crate::sip::Method, status: Option<u16>) -> bool {
+    use crate::sip::Method;
+    matches!(method, Method::Invite | Method::Update | Method::Prack)
+        && status.is_none_or(|s| s < 300)
+}
+
 impl From<Inseparable> for crate::sip::SipError {
     fn from(e: Inseparable) -> Self {
         crate::sip::SipError::Build(e.to_string())
